@@ -1,0 +1,470 @@
+"""Train the de-noising auto-encoder of models.py on a folder of images (Assignment 6, Q3b).
+
+Every iteration adds uniform noise in [-1, 1] to a batch of clean images (pixels in [-1, 1]),
+encodes and decodes the noisy batch, and takes one Adam step on the L1 distance to the clean batch.
+Writes, as the course's starter does: every iteration's loss to loss.txt, and every
+--save-interval iterations sample-NNNNNN.png (clean / noisy / denoised rows) and novel-NNNNNN.png
+(decoded random latent vectors) under --output-dir; beyond it, a checkpoint.pt that --resume
+continues from.  Ctrl-C stops cleanly after the current iteration.
+
+    python asgn6.py                      # 500 epochs on data/pokemon, about 45 minutes on 2 CPU cores
+    python asgn6.py --resume             # carry on an interrupted run
+"""
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms import functional as TF
+from torchvision.utils import save_image
+
+from models import AutoEncoder
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm', '.pgm')
+CHECKPOINT_NAME = 'checkpoint.pt'
+# a resumed run must agree with its checkpoint on these, or it would not be the same run
+RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level')
+
+
+class UsageError(Exception):
+    """A problem with what the user gave us: reported in one line, exit status 2, no traceback."""
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- command line
+
+def positive_int(minimum=1):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+    return parse
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be positive, got {text}')
+    return value
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data-dir', default='data', help='folder of training images, searched with its sub-folders; the '
+                   "course's ImageFolder layout (data/pokemon/*.png) and a flat folder both work. Transparent pixels "
+                   'become white; images are resized on the short side and centre-cropped (default: data)')
+    p.add_argument('--image-size', type=positive_int(), default=64, help="side of the square training images; "
+                   "the assignment's decoder always outputs 64, so only 64 is accepted (default: 64)")
+    p.add_argument('--latent-size', type=positive_int(), default=128, help='size z_dim of the latent code (default: 128)')
+    p.add_argument('--batch-size', type=positive_int(2), default=32, help='images per iteration. The last batch of an '
+                   'epoch holds the remainder; a remainder of one image is skipped that epoch (BatchNorm needs two), '
+                   'and a batch size above the dataset size means the whole dataset per batch (default: 32)')
+    p.add_argument('--epochs', type=positive_int(), default=500, help='passes through the data (default: 500)')
+    p.add_argument('--log-interval', type=positive_int(), default=10, help='iterations between progress lines (default: 10)')
+    p.add_argument('--save-interval', type=positive_int(), default=100, help='iterations between sample grids, '
+                   'loss file and checkpoint; all are also written at the end and on Ctrl-C (default: 100)')
+    p.add_argument('--output-dir', default='samples', help='folder for grids and checkpoint (default: samples)')
+    p.add_argument('--loss-file', default='loss.txt', help='every iteration\'s loss, one per line; the starter '
+                   'writes it in the working directory (default: loss.txt)')
+    p.add_argument('--seed', type=int, default=4680, help='seeds weights, data order and noise (default: 4680)')
+    p.add_argument('--noise-level', type=positive_float, default=1.0, help='noise is uniform in [-L, L] before '
+                   'clamping to [-1, 1]; 1 is the assignment\'s (default: 1.0)')
+    p.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'],
+                   help='auto picks cuda, then mps, then cpu (default: auto)')
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; bf16 '
+                   'autocast pays off only on hardware with bf16 units (recent GPUs, CPUs with AMX or AVX512-BF16) '
+                   'and is slower on other CPUs (default: fp32)')
+    p.add_argument('--compile', action='store_true', help='torch.compile the model (faster on CUDA after '
+                   'a minute of compiling; needs a C++ compiler on CPU) (default: off)')
+    p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT', help='continue a run '
+                   f'from CHECKPOINT, or from OUTPUT_DIR/{CHECKPOINT_NAME} when no path is given (default: off)')
+    return p
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.image_size != 64:
+        parser.error("argument --image-size: the assignment's decoder outputs 64x64 images, so it must be 64")
+    return args
+
+
+def choose_device(name):
+    """cuda, then mps, then cpu for 'auto'; an explicit choice that is not available is an error."""
+    available = {'cpu': True, 'cuda': torch.cuda.is_available(),
+                 'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
+    if name == 'auto':
+        name = next(kind for kind in ('cuda', 'mps', 'cpu') if available[kind])
+    if not available[name]:
+        raise UsageError(f'--device {name}: not available on this machine (try --device auto)')
+    return torch.device(name)
+
+
+def set_seed(seed):
+    """The one place that seeds the global generators (weight initialisation draws from torch's)."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- data
+
+def to_rgb_on_white(image):
+    """Any PIL mode -> RGB, with transparent pixels on white as in the course's images."""
+    if image.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N'):
+        # 16-bit grey: PIL's convert('L') clips to 255 instead of scaling
+        grey = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(np.round(grey), 0, 255).astype(np.uint8), 'L')
+    if image.mode in ('RGBA', 'LA', 'PA', 'P') or 'transparency' in image.info:
+        image = image.convert('RGBA')
+        white = Image.new('RGBA', image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    return image.convert('RGB')
+
+
+def load_image(path, image_size):
+    """Decode one image file to a square RGB PIL image; raises OSError or ValueError if it cannot."""
+    with Image.open(path) as image:
+        image.load()  # decode now, so a truncated file fails here and not later
+        image = to_rgb_on_white(ImageOps.exif_transpose(image))
+    image = TF.resize(image, image_size, interpolation=TF.InterpolationMode.BILINEAR)  # short side
+    return TF.center_crop(image, image_size)
+
+
+def to_tensor(image):
+    """PIL RGB -> 3 x H x W float in [-1, 1], the starter's ToTensor + Normalize(0.5, 0.5)."""
+    return TF.to_tensor(image) * 2 - 1
+
+
+def find_images(folder, what='--data-dir'):
+    if not os.path.exists(folder):
+        raise UsageError(f'{what} {folder}: no such folder; expected a folder of images such as data/pokemon/*.png')
+    if not os.path.isdir(folder):
+        raise UsageError(f'{what} {folder}: is a file, not a folder of images such as data/pokemon/*.png')
+    paths = [os.path.join(root, name) for root, dirs, names in os.walk(folder, followlinks=True)
+             for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(paths)
+
+
+def load_dataset(folder, image_size):
+    """Every readable image under `folder` as one N x 3 x S x S tensor; unreadable files are skipped with a warning."""
+    tensors, skipped = [], 0
+    for path in find_images(folder):
+        try:
+            tensors.append(to_tensor(load_image(path, image_size)))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            print(f'warning: skipping {path}: cannot decode it as an image ({error})', file=sys.stderr)
+            skipped += 1
+    if len(tensors) < 2:
+        found = f'{len(tensors)} readable image(s)' + (f' ({skipped} unreadable)' if skipped else '')
+        raise UsageError(f'--data-dir {folder}: found {found}; need at least 2 images ({", ".join(IMAGE_EXTENSIONS)}) '
+                         'in it or its sub-folders, e.g. data/pokemon/*.png')
+    return torch.stack(tensors)
+
+
+def batches_per_epoch(num_images, batch_size):
+    """Full batches plus the remainder, unless the remainder is one image (BatchNorm cannot train on one)."""
+    batch_size = min(batch_size, num_images)
+    full, rest = divmod(num_images, batch_size)
+    return full + (rest >= 2)
+
+
+def epoch_order(num_images, seed, epoch):
+    """The shuffled order of one epoch: a function of (seed, epoch) alone, so a resumed run sees the same order."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(num_images, generator=generator)
+
+
+# ----------------------------------------------------------------------------- outputs (each write is atomic)
+
+def atomic_write(path, write):
+    """Call write(tmp) on a temp file beside `path`, then rename: a crash never leaves `path` half-written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_grid(path, images, images_per_row):
+    """A PNG grid of images in [-1, 1], with that fixed range (no per-grid rescaling that would shift colours)."""
+    images = images.detach().float().cpu()
+    atomic_write(path, lambda tmp: save_image(images, tmp, nrow=images_per_row, normalize=True,
+                                              value_range=(-1, 1), format='png'))
+
+
+def save_losses(path, losses):
+    atomic_write(path, lambda tmp: open(tmp, 'w').write(''.join(f'{loss!r}\n' for loss in losses)))
+
+
+def save_checkpoint(path, state):
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def check_writable(folder, what):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f'{what} {folder}: cannot write there ({error.strerror or error})')
+
+
+# ----------------------------------------------------------------------------- model and training
+
+def build_model(args, device):
+    model = AutoEncoder(args.latent_size, args.image_size).to(device)
+    fused = {'fused': True} if device.type == 'cuda' else {}
+    optimizers = [torch.optim.Adam(model.encoder.parameters(), lr=1e-3, betas=(0.5, 0.999), **fused),
+                  torch.optim.Adam(model.decoder.parameters(), lr=2e-3, betas=(0.5, 0.999), **fused)]
+    return model, optimizers
+
+
+def add_noise(clean, noise_level, generator):
+    """Uniform noise in [-level, level], drawn on the batch's device, then clamped to the image range."""
+    noise = torch.rand(clean.shape, generator=generator, device=clean.device, dtype=clean.dtype)
+    return (clean + noise_level * (2 * noise - 1)).clamp(-1, 1)
+
+
+def train_step(model, optimizers, clean, noisy, precision):
+    """One Adam step on the L1 distance between the clean batch and the denoised noisy batch."""
+    with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+        denoised = model(noisy)
+    loss = (clean - denoised.float()).abs().mean()
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    return loss.detach(), denoised.detach()
+
+
+@torch.no_grad()
+def decode_novel(model, latents):
+    """Decode fixed latent vectors in eval mode (BatchNorm running statistics), then back to training."""
+    model.eval()
+    images = model.decode(latents)
+    model.train()
+    return images
+
+
+def fixed_latents(count, size, seed, device):
+    """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    return (2 * torch.rand(count, size, generator=generator) - 1).to(device)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def checkpoint_state(model, optimizers, iteration, losses, noise_generator, args, num_images):
+    return {
+        'encoder': model.encoder.state_dict(), 'decoder': model.decoder.state_dict(),
+        'encoder_optimizer': optimizers[0].state_dict(), 'decoder_optimizer': optimizers[1].state_dict(),
+        'iteration': iteration, 'losses': list(losses), 'num_images': num_images,
+        'noise_rng': noise_generator.get_state(), 'noise_rng_device': noise_generator.device.type,
+        'torch_rng': torch.get_rng_state(), 'args': dict(vars(args)),
+    }
+
+
+def load_checkpoint(path):
+    """Open a checkpoint on the CPU whatever device wrote it; the caller moves what it needs."""
+    if not os.path.isfile(path):
+        raise UsageError(f'--resume {path}: no checkpoint there (a run writes one to OUTPUT_DIR/{CHECKPOINT_NAME})')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # a damaged or foreign file: pickle, zip and torch each raise their own kind
+        raise UsageError(f'--resume {path}: not a readable checkpoint ({error})')
+
+
+def restore(checkpoint, args, model, optimizers, noise_generator, num_images):
+    """Put a run back exactly where the checkpoint left it; returns (next iteration, losses so far)."""
+    saved = checkpoint['args']
+    for key in RESUME_MUST_MATCH:
+        if saved[key] != getattr(args, key):
+            flag = '--' + key.replace('_', '-')
+            raise UsageError(f'--resume: the checkpoint was trained with {flag} {saved[key]}, not {getattr(args, key)}')
+    if checkpoint['num_images'] != num_images:
+        raise UsageError(f'--resume: the checkpoint was trained on {checkpoint["num_images"]} images, '
+                         f'--data-dir {args.data_dir} has {num_images}')
+    model.encoder.load_state_dict(checkpoint['encoder'])
+    model.decoder.load_state_dict(checkpoint['decoder'])
+    optimizers[0].load_state_dict(checkpoint['encoder_optimizer'])
+    optimizers[1].load_state_dict(checkpoint['decoder_optimizer'])
+    torch.set_rng_state(checkpoint['torch_rng'])
+    if checkpoint['noise_rng_device'] == noise_generator.device.type:
+        noise_generator.set_state(checkpoint['noise_rng'])
+    else:  # another kind of device has another kind of generator: the run goes on, not bit for bit
+        print(f'note: checkpoint written on {checkpoint["noise_rng_device"]}; the noise will not repeat exactly')
+        noise_generator.manual_seed(args.seed + checkpoint['iteration'])
+    return checkpoint['iteration'] + 1, list(checkpoint['losses'])
+
+
+# ----------------------------------------------------------------------------- the run
+
+class StopRequest:
+    """Turns SIGINT / SIGTERM into a flag checked between iterations; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signum = None
+        self.previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f'\n{signal.Signals(signum).name}: stopping after this iteration (again to stop at once)', flush=True)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    return f'{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}'
+
+
+class Progress:
+    """The progress line: the starter's 'Iteration [ i/ n] | loss: x', plus epoch, seconds per iteration and ETA."""
+
+    def __init__(self, first_iteration, total, per_epoch):
+        self.total, self.per_epoch = total, per_epoch
+        self.last_time, self.last_iteration = time.perf_counter(), first_iteration - 1
+        self.seconds_per_iteration = None
+
+    def report(self, iteration, loss):
+        now = time.perf_counter()
+        recent = (now - self.last_time) / max(iteration - self.last_iteration, 1)
+        # the first interval includes start-up; after it, follow the recent speed with some smoothing
+        self.seconds_per_iteration = recent if self.seconds_per_iteration is None else \
+            0.7 * self.seconds_per_iteration + 0.3 * recent
+        self.last_time, self.last_iteration = now, iteration
+        epoch = (iteration - 1) // self.per_epoch + 1
+        eta = format_duration(self.seconds_per_iteration * (self.total - iteration))
+        print(f'Epoch [{epoch:4d}/{self.total // self.per_epoch}] Iteration [{iteration:6d}/{self.total:6d}] '
+              f'| loss: {loss:6.4f} | {self.seconds_per_iteration:.3f} s/it | ETA {eta}', flush=True)
+
+
+def flush_losses(pending, losses, first_iteration):
+    """Move this interval's loss tensors to `losses` (one device sync), failing on the first non-finite one."""
+    if not pending:
+        return
+    values = torch.stack(pending).tolist()
+    pending.clear()
+    for offset, value in enumerate(values):
+        if not np.isfinite(value):
+            raise TrainingDiverged(f'loss is {value} at iteration {first_iteration + offset}')
+    losses.extend(values)
+
+
+def save_everything(args, iteration, model, optimizers, losses, noise_generator, num_images, grids=None):
+    if grids is not None:
+        clean, noisy, denoised, latents = grids
+        save_grid(os.path.join(args.output_dir, f'sample-{iteration:06d}.png'),
+                  torch.cat([clean, noisy, denoised]), images_per_row=clean.size(0))
+        save_grid(os.path.join(args.output_dir, f'novel-{iteration:06d}.png'), decode_novel(model, latents), 8)
+    save_losses(args.loss_file, losses)
+    save_checkpoint(os.path.join(args.output_dir, CHECKPOINT_NAME),
+                    checkpoint_state(model, optimizers, iteration, losses, noise_generator, args, num_images))
+
+
+def train(args, device, images, model, optimizers, noise_generator, start, losses, stop):
+    """Iterations start..total (numbered across epochs from 1, as in the starter); returns the last one done."""
+    num_images = images.size(0)
+    batch_size, per_epoch = min(args.batch_size, num_images), batches_per_epoch(num_images, args.batch_size)
+    total = args.epochs * per_epoch
+    latents = fixed_latents(args.batch_size, args.latent_size, args.seed, device)
+    progress, pending, order = Progress(start, total, per_epoch), [], None
+    iteration = start - 1
+    for iteration in range(start, total + 1):
+        epoch, index = divmod(iteration - 1, per_epoch)
+        if order is None or index == 0:
+            order = epoch_order(num_images, args.seed, epoch).to(device)
+        clean = images[order[index * batch_size:(index + 1) * batch_size]]
+        noisy = add_noise(clean, args.noise_level, noise_generator)
+        loss, denoised = train_step(model, optimizers, clean, noisy, args.precision)
+        pending.append(loss)
+        stopping = stop.signum is not None  # read once: a signal landing later in this iteration waits for the next
+        last = iteration == total or stopping
+        if iteration % args.log_interval == 0 or iteration % args.save_interval == 0 or last:
+            flush_losses(pending, losses, iteration - len(pending) + 1)
+            if iteration % args.log_interval == 0 or last:
+                progress.report(iteration, losses[-1])
+        if iteration % args.save_interval == 0 or last:
+            grids = (clean, noisy, denoised, latents) if iteration % args.save_interval == 0 or iteration == total else None
+            save_everything(args, iteration, model, optimizers, losses, noise_generator, num_images, grids)
+        if stopping:
+            break
+    return iteration, total
+
+
+def run(args):
+    device = choose_device(args.device)
+    check_writable(args.output_dir, '--output-dir')
+    check_writable(os.path.dirname(os.path.abspath(args.loss_file)), '--loss-file')
+    checkpoint = load_checkpoint(os.path.join(args.output_dir, CHECKPOINT_NAME) if args.resume == 'auto'
+                                 else args.resume) if args.resume else None
+    print(' '.join(f'{key}={value}' for key, value in vars(args).items()), f'| device={device}', flush=True)
+    set_seed(args.seed)
+    images = load_dataset(args.data_dir, args.image_size).to(device)
+    if args.batch_size > images.size(0):
+        print(f'note: --batch-size {args.batch_size} is more than the {images.size(0)} images: one batch per epoch')
+    model, optimizers = build_model(args, device)
+    noise_generator = torch.Generator(device=device).manual_seed(args.seed)
+    start, losses = 1, []
+    if checkpoint is not None:
+        start, losses = restore(checkpoint, args, model, optimizers, noise_generator, images.size(0))
+    if args.compile:
+        model.compile()
+    print(f'{images.size(0)} images from {args.data_dir}, {batches_per_epoch(images.size(0), args.batch_size)} '
+          f'iterations per epoch, starting at iteration {start}', flush=True)
+    with StopRequest() as stop:
+        iteration, total = train(args, device, images, model, optimizers, noise_generator, start, losses, stop)
+    if stop.signum is not None:
+        command = ' '.join(['python'] + sys.argv + ([] if args.resume else ['--resume']))
+        print(f'stopped at iteration {iteration}/{total}; {args.loss_file} and checkpoint saved. To continue:\n'
+              f'  {command}', flush=True)
+        return 128 + stop.signum
+    print(f'done: {total} iterations; losses in {args.loss_file}, grids and {CHECKPOINT_NAME} in {args.output_dir}')
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f'asgn6.py: error: {error}', file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f'error: {error}; training stopped. The last checkpoint and {args.loss_file} '
+              'hold the last good save.', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

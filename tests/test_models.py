@@ -1,0 +1,58 @@
+"""The spec'd models: sizes (the course's checker, run under pytest too), the architecture we read, and Q1."""
+import torch
+from torch import nn
+
+from check_models import TestDecoder, TestEncoder  # noqa: F401  (pytest collects the course-style size tests)
+from models import AutoEncoder, Decoder, Encoder, count_parameters
+
+
+def test_q1a_conv2d_output_size():
+    layer = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1)
+    assert tuple(layer(torch.zeros(32, 3, 64, 64)).shape) == (32, 16, 64, 64)
+
+
+def test_q1b_conv_transpose_from_1x1():
+    layer = nn.ConvTranspose2d(128, 128, kernel_size=3, stride=1, padding=0)
+    assert tuple(layer(torch.zeros(32, 128, 1, 1)).shape) == (32, 128, 3, 3)
+
+
+def test_q1c_strided_conv_transpose():
+    layer = nn.ConvTranspose2d(64, 32, kernel_size=5, stride=2, padding=0)
+    assert tuple(layer(torch.zeros(32, 64, 31, 31)).shape) == (32, 32, 65, 65)
+
+
+def test_q1d_conv2d_parameter_count():
+    assert count_parameters(nn.Conv2d(3, 16, kernel_size=3)) == 3 * 3 * 3 * 16 + 16 == 448
+
+
+def test_encoder_is_the_specified_perceptron():
+    encoder = Encoder(128, 64)
+    assert [type(m) for m in encoder.hidden_layer] == [nn.Linear, nn.BatchNorm1d, nn.ReLU]
+    assert [type(m) for m in encoder.output_layer] == [nn.Linear, nn.Tanh]
+    assert encoder.hidden_layer[0].in_features == 3 * 64 * 64
+
+
+def test_decoder_follows_the_table():
+    decoder = Decoder(128, 64)
+    table = [(128, 7, 1, 128, 3, 1), (64, 3, 2, 64, 3, 1), (64, 3, 2, 64, 3, 1), (32, 3, 2, 32, 3, 1),
+             (32, 2, 1, 3, 1, 0)]
+    for index, (up, up_kernel, stride, out, kernel, padding) in enumerate(table, 1):
+        layer = getattr(decoder, f'layer{index}')
+        transposed, conv = layer[0], layer[3]
+        assert isinstance(transposed, nn.ConvTranspose2d) and isinstance(conv, nn.Conv2d)
+        assert (transposed.out_channels, transposed.kernel_size[0], transposed.stride[0]) == (up, up_kernel, stride)
+        assert transposed.padding == (0, 0)
+        assert (conv.out_channels, conv.kernel_size[0], conv.stride[0], conv.padding[0]) == (out, kernel, 1, padding)
+    assert isinstance(decoder.layer5[-1], nn.Tanh)
+
+
+def test_outputs_lie_in_the_image_range_for_any_batch_size():
+    model = AutoEncoder(16, 64).eval()
+    out = model(torch.randn(3, 3, 64, 64) * 5)
+    assert out.shape == (3, 3, 64, 64)
+    assert out.abs().max() <= 1
+
+
+def test_decoder_accepts_flat_latents():
+    decoder = Decoder(16, 64).eval()
+    assert decoder(torch.zeros(2, 16)).shape == decoder(torch.zeros(2, 16, 1, 1)).shape == (2, 3, 64, 64)

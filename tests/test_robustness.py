@@ -1,0 +1,261 @@
+"""asgn6.py on bad input and interruption: clear errors, nothing lost, exact resume (issue 3)."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import asgn6
+from conftest import ROOT, train_args, write_images
+
+TINY = ('--latent-size', 16, '--batch-size', 4)
+
+
+def run_main(capsys, argv):
+    """main()'s exit status, whether it returns one or argparse exits; plus what it printed."""
+    try:
+        status = asgn6.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_usage_error(status, err, *words):
+    assert status == 2
+    assert 'Traceback' not in err
+    lines = [line for line in err.splitlines() if line.startswith(('asgn6.py: error', 'usage'))]
+    assert lines, err
+    for word in words:
+        assert word in err, (word, err)
+
+
+# ----------------------------------------------------------------------------- the data folder
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'file', 'only-text'])
+def test_unusable_data_dir_is_a_one_line_error(tmp_path, capsys, case):
+    data = tmp_path / 'data'
+    if case == 'empty':
+        data.mkdir()
+    elif case == 'file':
+        data.write_text('not a folder')
+    elif case == 'only-text':
+        (data / 'sub').mkdir(parents=True)
+        (data / 'sub' / 'notes.txt').write_text('hello')
+    status, out, err = run_main(capsys, train_args(tmp_path, data, *TINY))
+    assert_usage_error(status, err, str(data), 'data/pokemon/*.png')
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_flat_folder_of_images_is_accepted(tmp_path, capsys):
+    data = write_images(tmp_path / 'flat', 6)
+    status, out, err = run_main(capsys, train_args(tmp_path, data, '--epochs', 1, *TINY))
+    assert status == 0, err
+    assert '6 images' in out
+
+
+def test_undecodable_files_are_skipped_with_a_warning_naming_each(tmp_path, capsys):
+    data = write_images(tmp_path / 'data' / 'x', 6)
+    good = open(data / 'img000.png', 'rb').read()
+    (data / 'truncated.png').write_bytes(good[:len(good) // 2])
+    (data / 'empty.png').write_bytes(b'')
+    (data / 'text.png').write_text('this is not an image')
+    status, out, err = run_main(capsys, train_args(tmp_path, tmp_path / 'data', '--epochs', 1, *TINY))
+    assert status == 0, err
+    for name in ('truncated.png', 'empty.png', 'text.png'):
+        assert f'skipping {data / name}' in err
+    assert '6 images' in out
+
+
+def test_a_folder_of_only_broken_images_is_a_usage_error(tmp_path, capsys):
+    data = tmp_path / 'data' / 'x'
+    data.mkdir(parents=True)
+    (data / 'a.png').write_bytes(b'')
+    (data / 'b.jpg').write_text('nope')
+    status, out, err = run_main(capsys, train_args(tmp_path, tmp_path / 'data', *TINY))
+    assert status == 2 and 'Traceback' not in err
+    assert '0 readable image(s) (2 unreadable)' in err
+
+
+# ----------------------------------------------------------------------------- image modes and sizes
+
+def test_rgba_transparency_becomes_white(tmp_path):
+    pixels = np.zeros((64, 64, 4), dtype=np.uint8)
+    pixels[:, 32:] = (200, 0, 0, 255)  # right half opaque red; left half transparent black
+    Image.fromarray(pixels, 'RGBA').save(tmp_path / 'a.png')
+    image = np.asarray(asgn6.load_image(tmp_path / 'a.png', 64))
+    assert image.shape == (64, 64, 3)
+    assert tuple(image[10, 5]) == (255, 255, 255)
+    assert tuple(image[10, 60]) == (200, 0, 0)
+
+
+def test_palette_transparent_colour_becomes_white_not_its_key_colour(tmp_path):
+    image = Image.new('P', (64, 64), 0)
+    image.putpalette([0, 255, 0, 30, 60, 90] + [0] * 762)  # index 0: the bright green key colour
+    image.paste(1, (32, 0, 64, 64))
+    image.save(tmp_path / 'p.png', transparency=0)
+    assert Image.open(tmp_path / 'p.png').mode == 'P'
+    rgb = np.asarray(asgn6.load_image(tmp_path / 'p.png', 64))
+    assert tuple(rgb[5, 5]) == (255, 255, 255)
+    assert tuple(rgb[5, 60]) == (30, 60, 90)
+
+
+def test_grey_with_alpha_and_sixteen_bit_grey_and_cmyk(tmp_path):
+    la = np.zeros((64, 64, 2), dtype=np.uint8)
+    la[:, 32:] = (100, 255)
+    Image.fromarray(la, 'LA').save(tmp_path / 'la.png')
+    Image.fromarray(np.full((64, 64), 32896, dtype=np.uint16)).save(tmp_path / 'grey16.png')  # 32896/257 = 128
+    Image.new('CMYK', (64, 64), (0, 0, 0, 0)).save(tmp_path / 'cmyk.jpg')  # no ink: white
+    la_rgb = np.asarray(asgn6.load_image(tmp_path / 'la.png', 64))
+    assert tuple(la_rgb[0, 0]) == (255, 255, 255) and tuple(la_rgb[0, 63]) == (100, 100, 100)
+    assert tuple(np.asarray(asgn6.load_image(tmp_path / 'grey16.png', 64))[9, 9]) == (128, 128, 128)
+    assert np.asarray(asgn6.load_image(tmp_path / 'cmyk.jpg', 64)).min() >= 250
+
+
+def test_any_size_and_aspect_ratio_is_resized_and_centre_cropped(tmp_path, capsys):
+    data = tmp_path / 'data' / 'x'
+    write_images(data, 3, size=(37, 91), seed=1)
+    write_images(tmp_path / 'wide', 3, size=(300, 40), seed=2)
+    for name in os.listdir(tmp_path / 'wide'):
+        os.replace(tmp_path / 'wide' / name, data / f'wide-{name}')
+    for path in data.iterdir():
+        assert asgn6.load_image(path, 64).size == (64, 64)
+    status, out, err = run_main(capsys, train_args(tmp_path, tmp_path / 'data', '--epochs', 1, *TINY))
+    assert status == 0, err
+
+
+# ----------------------------------------------------------------------------- batch sizes and flags
+
+def test_a_last_batch_of_one_image_is_skipped_not_a_batchnorm_error(tmp_path, capsys):
+    data = write_images(tmp_path / 'data' / 'x', 33)
+    assert asgn6.batches_per_epoch(33, 32) == 1 and asgn6.batches_per_epoch(34, 32) == 2
+    status, out, err = run_main(capsys, train_args(tmp_path, data, '--epochs', 2, '--batch-size', 32,
+                                                   '--latent-size', 16))
+    assert status == 0, err
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 2
+
+
+def test_batch_size_above_the_dataset_size_trains_on_the_whole_set(tmp_path, capsys):
+    data = write_images(tmp_path / 'data' / 'x', 5)
+    status, out, err = run_main(capsys, train_args(tmp_path, data, '--epochs', 3, '--batch-size', 64,
+                                                   '--latent-size', 16))
+    assert status == 0, err
+    assert 'one batch per epoch' in out
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize('flag, value', [('--epochs', 0), ('--epochs', -3), ('--save-interval', 0),
+                                         ('--log-interval', 0), ('--batch-size', 1), ('--image-size', 32),
+                                         ('--noise-level', 0), ('--device', 'tpu')])
+def test_bad_flag_values_are_argparse_errors_naming_the_flag(tmp_path, capsys, image_folder, flag, value):
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, flag, value))
+    assert_usage_error(status, err, flag)
+
+
+def test_unwritable_output_dir_fails_before_training(tmp_path, capsys, image_folder):
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('')
+    argv = train_args(tmp_path, image_folder, *TINY)
+    argv[argv.index('--output-dir') + 1] = str(blocker / 'out')
+    status, out, err = run_main(capsys, argv)
+    assert_usage_error(status, err, '--output-dir', 'cannot write')
+    assert 'Iteration' not in out
+
+
+# ----------------------------------------------------------------------------- failures while training
+
+def test_non_finite_loss_stops_with_the_iteration_and_keeps_the_last_good_save(tmp_path, capsys, image_folder,
+                                                                               monkeypatch):
+    real_step, calls = asgn6.train_step, []
+
+    def step_that_diverges(*args):
+        loss, denoised = real_step(*args)
+        calls.append(1)
+        return (loss * float('nan') if len(calls) >= 7 else loss), denoised
+
+    monkeypatch.setattr(asgn6, 'train_step', step_that_diverges)
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 5, '--save-interval', 5,
+                                                   '--log-interval', 1, *TINY))
+    assert status == 1
+    assert 'loss is nan at iteration 7' in err
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 5
+    assert torch.load(tmp_path / 'out' / 'checkpoint.pt', weights_only=True)['iteration'] == 5
+
+
+def test_a_write_that_dies_half_way_leaves_the_old_file_whole(tmp_path):
+    target = tmp_path / 'loss.txt'
+    target.write_text('0.5\n')
+
+    def dies_half_way(tmp):
+        open(tmp, 'w').write('0.4\n0.')
+        raise OSError('disk gone')
+
+    with pytest.raises(OSError):
+        asgn6.atomic_write(str(target), dies_half_way)
+    assert target.read_text() == '0.5\n'
+    assert os.listdir(tmp_path) == ['loss.txt']
+
+
+# ----------------------------------------------------------------------------- interruption and resume
+
+def start_training(tmp_path, data, *extra):
+    os.makedirs(tmp_path, exist_ok=True)
+    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, data, *extra)]
+    return subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+
+
+def interrupt_after(process, iteration, signum):
+    for line in process.stdout:
+        if f'Iteration [{iteration:6d}/' in line:
+            process.send_signal(signum)
+            break
+    out, err = process.communicate(timeout=120)
+    return process.returncode, out, err
+
+
+RUN = ('--epochs', 40, '--log-interval', 1, '--save-interval', 50, *TINY)  # 120 iterations on 12 images
+
+
+@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_everything_and_says_how_to_resume(tmp_path, image_folder, signum, status):
+    code, out, err = interrupt_after(start_training(tmp_path, image_folder, *RUN), 3, signum)
+    assert code == status, err
+    assert 'Traceback' not in err
+    assert (tmp_path / 'out' / 'checkpoint.pt').exists(), out + err
+    stopped_at = torch.load(tmp_path / 'out' / 'checkpoint.pt', weights_only=True)['iteration']
+    assert 3 <= stopped_at < 120
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == stopped_at
+    assert '--resume' in out
+
+
+def test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly(tmp_path, image_folder):
+    whole = start_training(tmp_path / 'whole', image_folder, *RUN)
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    code, out, err = interrupt_after(start_training(tmp_path / 'split', image_folder, *RUN), 20, signal.SIGINT)
+    assert code == 130, err
+    stopped_at = torch.load(tmp_path / 'split' / 'out' / 'checkpoint.pt', weights_only=True)['iteration']
+    assert stopped_at < 120
+    resumed = start_training(tmp_path / 'split', image_folder, *RUN, '--resume')
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert f'starting at iteration {stopped_at + 1}' in out
+    split = (tmp_path / 'split' / 'out' / 'loss.txt').read_bytes()
+    assert split == (tmp_path / 'whole' / 'out' / 'loss.txt').read_bytes()
+    assert len(split.splitlines()) == 120
+
+
+def test_resume_without_a_checkpoint_or_with_other_settings_is_a_usage_error(tmp_path, capsys, image_folder):
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, *TINY, '--resume'))
+    assert_usage_error(status, err, '--resume', 'no checkpoint')
+    assert run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 1, *TINY))[0] == 0
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 2, '--latent-size', 32,
+                                                   '--batch-size', 4, '--resume'))
+    assert_usage_error(status, err, '--latent-size 16')
+    (tmp_path / 'junk.pt').write_text('not a checkpoint')
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, *TINY, '--resume', tmp_path / 'junk.pt'))
+    assert_usage_error(status, err, 'not a readable checkpoint')
