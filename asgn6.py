@@ -77,7 +77,7 @@ def build_parser():
     p.add_argument('--epochs', type=positive_int(), default=500, help='passes through the data (default: 500)')
     p.add_argument('--log-interval', type=positive_int(), default=10, help='iterations between progress lines (default: 10)')
     p.add_argument('--save-interval', type=positive_int(), default=100, help='iterations between sample grids, '
-                   'loss file and checkpoint; all are also written at the end and on Ctrl-C (default: 100)')
+                   'loss file and checkpoint; all are also written at the end, the last two on Ctrl-C (default: 100)')
     p.add_argument('--output-dir', default='samples', help='folder for grids and checkpoint (default: samples)')
     p.add_argument('--loss-file', default='loss.txt', help='every iteration\'s loss, one per line; the starter '
                    'writes it in the working directory (default: loss.txt)')
@@ -267,6 +267,12 @@ def decode_novel(model, latents):
     return images
 
 
+def psnr(images, reference):
+    """Mean over the batch of the peak signal-to-noise ratio in dB, for pixels in [-1, 1] (peak-to-peak 2)."""
+    mse = ((images.float() - reference.float()) ** 2).flatten(1).mean(1)
+    return (10 * torch.log10(4 / mse)).mean().item()
+
+
 def fixed_latents(count, size, seed, device):
     """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
     generator = torch.Generator().manual_seed(seed + 1)
@@ -285,14 +291,14 @@ def checkpoint_state(model, optimizers, iteration, losses, noise_generator, args
     }
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, flag='--resume'):
     """Open a checkpoint on the CPU whatever device wrote it; the caller moves what it needs."""
     if not os.path.isfile(path):
-        raise UsageError(f'--resume {path}: no checkpoint there (a run writes one to OUTPUT_DIR/{CHECKPOINT_NAME})')
+        raise UsageError(f'{flag} {path}: no checkpoint there (a run writes one to OUTPUT_DIR/{CHECKPOINT_NAME})')
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # a damaged or foreign file: pickle, zip and torch each raise their own kind
-        raise UsageError(f'--resume {path}: not a readable checkpoint ({error})')
+        raise UsageError(f'{flag} {path}: not a readable checkpoint ({error})')
 
 
 def restore(checkpoint, args, model, optimizers, noise_generator, num_images):
@@ -460,6 +466,9 @@ def main(argv=None):
     except UsageError as error:
         print(f'asgn6.py: error: {error}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last periodic save stands
+        print(f'\nstopped at once; {args.loss_file} and the checkpoint hold the last save', file=sys.stderr)
+        return 130
     except TrainingDiverged as error:
         print(f'error: {error}; training stopped. The last checkpoint and {args.loss_file} '
               'hold the last good save.', file=sys.stderr)

@@ -33,3 +33,13 @@ def train_args(tmp_path, data_dir, *extra):
     """Command-line arguments for a quick CPU run whose outputs stay in tmp_path."""
     return ['--data-dir', str(data_dir), '--output-dir', str(tmp_path / 'out'),
             '--loss-file', str(tmp_path / 'out' / 'loss.txt'), '--device', 'cpu', *map(str, extra)]
+
+
+def call_main(main, argv, capsys):
+    """A script's exit status, whether main() returns it or argparse exits; plus what it printed."""
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exit_:
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err

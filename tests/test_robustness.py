@@ -10,19 +10,13 @@ import torch
 from PIL import Image
 
 import asgn6
-from conftest import ROOT, train_args, write_images
+from conftest import ROOT, call_main, train_args, write_images
 
 TINY = ('--latent-size', 16, '--batch-size', 4)
 
 
 def run_main(capsys, argv):
-    """main()'s exit status, whether it returns one or argparse exits; plus what it printed."""
-    try:
-        status = asgn6.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
+    return call_main(asgn6.main, argv, capsys)
 
 
 def assert_usage_error(status, err, *words):

@@ -1,0 +1,169 @@
+"""Training speed of asgn6.py against a starter-style loop, in one process, on one device.
+
+    python benchmarks/bench_train.py                 # about 3 minutes on 2 CPU cores
+
+Modes, each with the same model, batch size, seed and device, timed in alternating rounds so that
+a machine that speeds up or slows down during the run affects all of them alike:
+  starter        ImageFolder + DataLoader with the starter's transform (PIL decode and resize of every
+                 image in every epoch), noise drawn on the CPU, batch copied to the device, loss.item()
+                 every iteration
+  asgn6-fp32     asgn6.py's step: the dataset decoded once into a tensor on the device, noise drawn
+                 there, losses read back every 10 iterations
+  asgn6-fp32-cl  the same in the channels_last memory format
+  asgn6-bf16     the same under bf16 autocast
+Reports images per second (median, min-max over rounds), the ratio to the starter, the share of a
+step spent outside forward/backward/optimiser, and the process's peak memory.
+"""
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torchvision import datasets, transforms
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import asgn6  # noqa: E402
+
+
+def synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def make_model(args, device, channels_last=False):
+    torch.manual_seed(args.seed)
+    build_args = argparse.Namespace(latent_size=128, image_size=64)
+    model, optimizers = asgn6.build_model(build_args, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, optimizers
+
+
+def starter_batches(args):
+    """The starter's input pipeline, endlessly: every epoch decodes every PNG again."""
+    transform = transforms.Compose([transforms.Resize(64), transforms.ToTensor(),
+                                    transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    loader = torch.utils.data.DataLoader(datasets.ImageFolder(args.data_dir, transform), batch_size=args.batch_size,
+                                         shuffle=True)
+    while True:
+        for images, _ in loader:
+            yield images
+
+
+def starter_mode(args, device):
+    model, optimizers = make_model(args, device)
+    batches = starter_batches(args)
+
+    def step():
+        clean = next(batches)
+        noisy = (clean + 2 * (torch.rand(clean.size()) - 0.5)).clamp(-1, 1)
+        clean, noisy = clean.to(device), noisy.to(device)
+        synchronize(device)
+        start = time.perf_counter()
+        loss, _ = asgn6.train_step(model, optimizers, clean, noisy, 'fp32')
+        synchronize(device)
+        core = time.perf_counter() - start
+        loss.item()
+        return clean.size(0), core
+    return step
+
+
+def asgn6_mode(args, device, images, precision, channels_last=False):
+    model, optimizers = make_model(args, device, channels_last)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    state = {'iteration': 0, 'pending': []}
+    per_epoch = asgn6.batches_per_epoch(images.size(0), args.batch_size)
+
+    def step():
+        epoch, index = divmod(state['iteration'], per_epoch)
+        if index == 0:
+            state['order'] = asgn6.epoch_order(images.size(0), args.seed, epoch).to(device)
+        clean = images[state['order'][index * args.batch_size:(index + 1) * args.batch_size]]
+        noisy = asgn6.add_noise(clean, 1.0, generator)
+        synchronize(device)
+        start = time.perf_counter()
+        loss, _ = asgn6.train_step(model, optimizers, clean, noisy, precision)
+        synchronize(device)
+        core = time.perf_counter() - start
+        state['pending'].append(loss)
+        state['iteration'] += 1
+        if state['iteration'] % 10 == 0:
+            torch.stack(state['pending']).tolist()
+            state['pending'].clear()
+        return clean.size(0), core
+    return step
+
+
+def time_round(step, iterations):
+    """(images per second, share of wall time outside the forward/backward/optimiser call)."""
+    images, core = 0, 0.0
+    start = time.perf_counter()
+    for _ in range(iterations):
+        count, seconds = step()
+        images, core = images + count, core + seconds
+    wall = time.perf_counter() - start
+    return images / wall, 1 - core / wall
+
+
+def peak_memory(device):
+    resident = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    text = f'peak resident memory of this process: {resident:.0f} MiB'
+    if device.type == 'cuda':
+        text += f'; peak CUDA memory allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB'
+    return text
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--data-dir', default='data', help='image folder in the ImageFolder layout (default: data)')
+    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'], help='(default: auto)')
+    parser.add_argument('--batch-size', type=int, default=32, help='(default: 32)')
+    parser.add_argument('--rounds', type=int, default=3, help='alternating rounds of every mode (default: 3)')
+    parser.add_argument('--iterations', type=int, default=12, help='timed iterations per mode and round (default: 12)')
+    parser.add_argument('--bf16-iterations', type=int, default=3, help='the same for bf16, which is slow on CPUs '
+                        'without bf16 units (default: 3)')
+    parser.add_argument('--seed', type=int, default=4680, help='(default: 4680)')
+    args = parser.parse_args()
+
+    device = asgn6.choose_device(args.device)
+    start = time.perf_counter()
+    images = asgn6.load_dataset(args.data_dir, 64).to(device)
+    print(f'device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; '
+          f'{images.size(0)} images decoded once in {time.perf_counter() - start:.1f} s', flush=True)
+    modes = {
+        'starter': (starter_mode(args, device), args.iterations),
+        'asgn6-fp32': (asgn6_mode(args, device, images, 'fp32'), args.iterations),
+        'asgn6-fp32-cl': (asgn6_mode(args, device, images, 'fp32', channels_last=True), args.iterations),
+        'asgn6-bf16': (asgn6_mode(args, device, images, 'bf16'), args.bf16_iterations),
+    }
+    for step, _ in modes.values():  # warm-up: first calls allocate and pick kernels
+        for _ in range(2):
+            step()
+    results = {name: [] for name in modes}
+    for round_ in range(args.rounds):
+        for name, (step, iterations) in modes.items():
+            results[name].append(time_round(step, iterations))
+        print(f'round {round_ + 1}/{args.rounds}: ' + ', '.join(f'{name} {r[-1][0]:.1f} img/s'
+                                                                 for name, r in results.items()), flush=True)
+    report(results, device)
+
+
+def report(results, device):
+    base = statistics.median(speed for speed, _ in results['starter'])
+    print(f'\n| mode | images/s (median) | min-max | vs starter | outside fwd/bwd/opt |')
+    print('|---|---|---|---|---|')
+    for name, rounds in results.items():
+        speeds = [speed for speed, _ in rounds]
+        outside = statistics.median(share for _, share in rounds)
+        print(f'| {name} | {statistics.median(speeds):.1f} | {min(speeds):.1f}-{max(speeds):.1f} | '
+              f'{statistics.median(speeds) / base:.2f}x | {100 * outside:.1f}% |')
+    print(peak_memory(device))
+
+
+if __name__ == '__main__':
+    main()

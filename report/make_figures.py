@@ -1,0 +1,183 @@
+"""Regenerate the report's figures and generated passages from committed run outputs.
+
+    python report/make_figures.py --collect samples   # once, after a full run: copy what the report uses
+    python report/make_figures.py                     # figures + the generated parts of report.md
+
+--collect copies from a finished run (its output folder, ./loss.txt and the run's log) into
+report/run/: the loss file, the sample and novel grids of the report's iterations, and images made
+with the run's checkpoint (latent-source comparison, denoise.py demos).  Without --collect only
+report/run/ is read, so the report rebuilds on a machine that never trained.  Passages of report.md
+between <!-- BEGIN name --> and <!-- END name --> are rewritten; everything else is prose.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+import plot_loss  # noqa: E402
+
+RUN = os.path.join(HERE, 'run')
+FIGURES = os.path.join(HERE, 'figures')
+ITERATIONS = (100, 1000, 5000, 12000)
+CELL = 66  # save_image: 64-pixel images with 2 pixels of padding
+CROP_COLUMNS = 12
+
+
+# ----------------------------------------------------------------------------- generated text
+
+def describe(layer):
+    """A short name for a layer, as the assignment's table would write it."""
+    kind = type(layer).__name__
+    if hasattr(layer, 'in_features'):
+        return f'{kind}({layer.in_features} → {layer.out_features})'
+    if hasattr(layer, 'kernel_size'):
+        k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
+        return f'{kind}({layer.in_channels} → {layer.out_channels}, {k}×{k}, stride {s}, padding {p})'
+    if hasattr(layer, 'num_features'):
+        return f'{kind}({layer.num_features})'
+    return kind
+
+
+def layer_table():
+    """Every layer of the spec'd models with its output shape and parameter count, from models.py itself."""
+    import torch
+    from models import Decoder, Encoder
+    rows = ['| block | layer | output shape (N = 32) | parameters |', '|---|---|---|---|']
+    x = torch.zeros(32, 3 * 64 * 64)
+    for model, blocks, name in ((Encoder(128, 64), ('hidden_layer', 'output_layer'), 'Encoder'),
+                                (Decoder(128, 64), [f'layer{i}' for i in range(1, 6)], 'Decoder')):
+        model.eval()
+        if name == 'Decoder':
+            x = torch.zeros(32, 128, 1, 1)
+        for block in blocks:
+            for layer in getattr(model, block):
+                x = layer(x)
+                params = sum(p.numel() for p in layer.parameters())
+                rows.append(f'| {name}.{block} | {describe(layer)} | {tuple(x.shape)} | {params:,} |')
+        total = sum(p.numel() for p in model.parameters())
+        rows.append(f'| **{name} total** | | | **{total:,}** |')
+    return '\n'.join(rows)
+
+
+def check_models_output():
+    result = subprocess.run([sys.executable, 'check_models.py'], cwd=ROOT, capture_output=True, text=True)
+    text = re.sub(r'in \d+\.\d+s', 'in 0.NNNs', result.stderr.strip())  # the time changes from run to run
+    return f'```\n$ python check_models.py\n{text}\n```'
+
+
+def loss_section(window=240):
+    losses = plot_loss.read_losses(os.path.join(RUN, 'loss.txt'))
+    stats = plot_loss.convergence_stats(losses, window)
+    args = argparse.Namespace(window=window, per_epoch=24, log_y=True, save=os.path.join(FIGURES, 'loss.png'),
+                              title='Training loss, 500 epochs, embedded data, seed 4680')
+    plot_loss.draw([('loss.txt', losses)], args)
+    return '\n'.join([
+        '| | value |', '|---|---|',
+        f'| iterations | {stats["iterations"]} |',
+        f'| first loss | {losses[0]:.4f} |',
+        f'| smoothed loss at 50% (iteration {stats["iterations"] // 2}) | {stats["smoothed_50"]:.4f} |',
+        f'| smoothed loss at 90% (iteration {int(0.9 * stats["iterations"])}) | {stats["smoothed_90"]:.4f} |',
+        f'| smoothed loss at 100% | {stats["smoothed_final"]:.4f} |',
+        f'| change of the smoothed loss over the last 10% | {100 * stats["last_10pct_change"]:+.2f}% |',
+        f'| minimum single-batch loss | {stats["minimum"]:.4f} (iteration {stats["minimum_at"]}) |',
+        f'| final single-batch loss | {stats["final"]:.4f} |',
+        '', f'(smoothing: trailing mean over {window} iterations = 10 epochs)'])
+
+
+# ----------------------------------------------------------------------------- grids
+
+def grid_cells(path, rows):
+    """The images of a save_image grid as an array rows x columns x 64 x 64 x 3, in [-1, 1]."""
+    pixels = np.asarray(Image.open(path).convert('RGB'), dtype=np.float64) / 127.5 - 1
+    columns = (pixels.shape[1] - 2) // CELL
+    return np.stack([np.stack([pixels[2 + r * CELL:r * CELL + CELL, 2 + c * CELL:c * CELL + CELL]
+                               for c in range(columns)]) for r in range(rows)])
+
+
+def psnr(images, reference):
+    """Mean PSNR in dB over images in [-1, 1] (the same definition as asgn6.psnr)."""
+    mse = ((images - reference) ** 2).reshape(len(images), -1).mean(1)
+    return float(np.mean(10 * np.log10(4 / mse)))
+
+
+def crop_columns(source, target, columns, rows):
+    image = Image.open(source)
+    image.crop((0, 0, min(image.width, 2 + columns * CELL), 2 + rows * CELL)).save(target)
+
+
+def samples_section():
+    rows = ['| iteration | epoch | noisy vs clean | denoised vs clean |', '|---|---|---|---|']
+    for iteration in ITERATIONS:
+        source = os.path.join(RUN, f'sample-{iteration:06d}.png')
+        clean, noisy, denoised = grid_cells(source, 3)
+        crop_columns(source, os.path.join(FIGURES, f'sample-{iteration:06d}-crop.png'), CROP_COLUMNS, 3)
+        crop_columns(os.path.join(RUN, f'novel-{iteration:06d}.png'),
+                     os.path.join(FIGURES, f'novel-{iteration:06d}.png'), 8, 2)
+        rows.append(f'| {iteration} | {(iteration - 1) // 24 + 1} | {psnr(noisy, clean):.2f} dB '
+                    f'| {psnr(denoised, clean):.2f} dB |')
+    return '\n'.join(rows)
+
+
+# ----------------------------------------------------------------------------- collecting a run
+
+def collect(run_dir, loss_file, log_file):
+    """Copy what the report needs from a finished run, and make the images that need its checkpoint."""
+    os.makedirs(RUN, exist_ok=True)
+    shutil.copy(loss_file, os.path.join(RUN, 'loss.txt'))
+    if log_file:
+        shutil.copy(log_file, os.path.join(RUN, 'train.log'))
+    for iteration in ITERATIONS:
+        for kind in ('sample', 'novel'):
+            shutil.copy(os.path.join(run_dir, f'{kind}-{iteration:06d}.png'), RUN)
+    checkpoint = os.path.join(run_dir, 'checkpoint.pt')
+    pokemon = os.path.join(ROOT, 'data', 'pokemon')
+    demos = [['--generate', '16', '--latent-source', 'uniform'],
+             ['--generate', '16', '--latent-source', 'data'],
+             [os.path.join(pokemon, '0025.png'), os.path.join(pokemon, '0133.png'), '--add-noise'],
+             ['--interpolate', os.path.join(pokemon, '0001.png'), os.path.join(pokemon, '0004.png')]]
+    for index, demo in enumerate(demos):
+        out = os.path.join(RUN, f'demo{index}')
+        result = subprocess.run([sys.executable, 'denoise.py', *demo, '--checkpoint', checkpoint, '--out', out],
+                                cwd=ROOT, check=True, capture_output=True, text=True)
+        with open(os.path.join(out, 'output.txt'), 'w') as f:  # what it printed, PSNRs included
+            f.write(result.stdout.replace(ROOT + os.sep, ''))
+
+
+def replace_section(text, name, content):
+    pattern = re.compile(rf'(<!-- BEGIN {name} -->\n)(.*?\n)?(<!-- END {name} -->)', re.S)
+    if not pattern.search(text):
+        raise SystemExit(f'report.md has no section {name}')
+    return pattern.sub(lambda m: m.group(1) + content + '\n' + m.group(3), text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--collect', metavar='RUN_DIR', help='first copy the outputs of the run in RUN_DIR '
+                        '(default: use report/run/ as committed)')
+    parser.add_argument('--loss-file', default='loss.txt', help='with --collect: the run\'s loss file (default: loss.txt)')
+    parser.add_argument('--log', help='with --collect: the run\'s console output, kept as report/run/train.log')
+    args = parser.parse_args()
+    if args.collect:
+        collect(args.collect, args.loss_file, args.log)
+    os.makedirs(FIGURES, exist_ok=True)
+    path = os.path.join(HERE, 'report.md')
+    text = open(path).read()
+    for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
+                       ('samples', samples_section)):
+        text = replace_section(text, name, make())
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)
+    print(f'rewrote the generated sections of {path}; figures in {FIGURES}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,27 @@
+"""The report links only figures that exist, and its generated layer table matches models.py."""
+import os
+import re
+import sys
+
+from conftest import ROOT
+
+REPORT = os.path.join(ROOT, 'report', 'report.md')
+sys.path.insert(0, os.path.join(ROOT, 'report'))
+
+
+def linked_images(markdown_path):
+    text = open(markdown_path).read()
+    return re.findall(r'!\[[^\]]*\]\(([^)\s]+)\)', text)
+
+
+def test_every_figure_the_report_and_readme_link_exists():
+    for document in (REPORT, os.path.join(ROOT, 'README.md')):
+        links = linked_images(document)
+        assert links, document
+        for link in links:
+            assert os.path.isfile(os.path.join(os.path.dirname(document), link)), (document, link)
+
+
+def test_the_layer_table_in_the_report_is_the_one_models_py_gives():
+    import make_figures
+    assert make_figures.layer_table() in open(REPORT).read()
