@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,12 +24,13 @@ from PIL import Image, ImageOps
 from torchvision.transforms import functional as TF
 from torchvision.utils import save_image
 
-from models import AutoEncoder
+import models
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm', '.pgm')
 CHECKPOINT_NAME = 'checkpoint.pt'
 # a resumed run must agree with its checkpoint on these, or it would not be the same run
-RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level')
+RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level', 'model', 'loss', 'val_split')
+VALIDATION_NAME = 'validation.csv'
 
 
 class UsageError(Exception):
@@ -63,6 +65,16 @@ def positive_float(text):
     return value
 
 
+def fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 0 and below 1, got {text}')
+    return value
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data-dir', default='data', help='folder of training images, searched with its sub-folders; the '
@@ -84,6 +96,14 @@ def build_parser():
     p.add_argument('--seed', type=int, default=4680, help='seeds weights, data order and noise (default: 4680)')
     p.add_argument('--noise-level', type=positive_float, default=1.0, help='noise is uniform in [-L, L] before '
                    'clamping to [-1, 1]; 1 is the assignment\'s (default: 1.0)')
+    p.add_argument('--model', default='spec', choices=models.MODEL_NAMES, help="spec: the assignment's "
+                   'auto-encoder; conv-encoder: a convolutional encoder in place of the MLP; unet: a small '
+                   'U-Net with skip connections and no bottleneck (Q3f experiments) (default: spec)')
+    p.add_argument('--loss', default='l1', choices=['l1', 'mse'], help="training loss; l1 is the assignment's "
+                   '(default: l1)')
+    p.add_argument('--val-split', type=fraction, default=0.0, help='fraction of the images held out from '
+                   'training, chosen by --seed; at every save the PSNR on them (with one fixed noise draw) is '
+                   f'added to OUTPUT_DIR/{VALIDATION_NAME}. 0 trains on all, as the assignment does (default: 0)')
     p.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'],
                    help='auto picks cuda, then mps, then cpu (default: auto)')
     p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; bf16 '
@@ -136,11 +156,13 @@ def to_rgb_on_white(image):
     return image.convert('RGB')
 
 
-def load_image(path, image_size):
-    """Decode one image file to a square RGB PIL image; raises OSError or ValueError if it cannot."""
+def load_image(path, image_size=None):
+    """Decode one image file to RGB, square of side image_size unless None; raises OSError or ValueError."""
     with Image.open(path) as image:
         image.load()  # decode now, so a truncated file fails here and not later
         image = to_rgb_on_white(ImageOps.exif_transpose(image))
+    if image_size is None:
+        return image
     image = TF.resize(image, image_size, interpolation=TF.InterpolationMode.BILINEAR)  # short side
     return TF.center_crop(image, image_size)
 
@@ -189,6 +211,13 @@ def epoch_order(num_images, seed, epoch):
     return torch.randperm(num_images, generator=generator)
 
 
+def held_out_split(num_images, fraction, seed):
+    """(training, held-out) image indices: a seeded choice, disjoint, each sorted; none held out for 0."""
+    count = 0 if fraction == 0 else max(1, round(num_images * fraction))
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed + 2))
+    return order[count:].sort().values, order[:count].sort().values
+
+
 # ----------------------------------------------------------------------------- outputs (each write is atomic)
 
 def atomic_write(path, write):
@@ -216,6 +245,12 @@ def save_losses(path, losses):
     atomic_write(path, lambda tmp: open(tmp, 'w').write(''.join(f'{loss!r}\n' for loss in losses)))
 
 
+def save_validation(path, rows):
+    header = 'iteration,held_out_l1,held_out_psnr_db,noisy_psnr_db\n'
+    atomic_write(path, lambda tmp: open(tmp, 'w').write(header + ''.join(
+        f'{iteration},{l1:.6f},{psnr_db:.4f},{noisy_db:.4f}\n' for iteration, l1, psnr_db, noisy_db in rows)))
+
+
 def save_checkpoint(path, state):
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
@@ -232,7 +267,7 @@ def check_writable(folder, what):
 # ----------------------------------------------------------------------------- model and training
 
 def build_model(args, device):
-    model = AutoEncoder(args.latent_size, args.image_size).to(device)
+    model = models.build(args.model, args.latent_size, args.image_size).to(device)
     fused = {'fused': True} if device.type == 'cuda' else {}
     optimizers = [torch.optim.Adam(model.encoder.parameters(), lr=1e-3, betas=(0.5, 0.999), **fused),
                   torch.optim.Adam(model.decoder.parameters(), lr=2e-3, betas=(0.5, 0.999), **fused)]
@@ -245,11 +280,16 @@ def add_noise(clean, noise_level, generator):
     return (clean + noise_level * (2 * noise - 1)).clamp(-1, 1)
 
 
-def train_step(model, optimizers, clean, noisy, precision):
-    """One Adam step on the L1 distance between the clean batch and the denoised noisy batch."""
+def reconstruction_loss(denoised, clean, kind='l1'):
+    error = clean - denoised.float()
+    return error.abs().mean() if kind == 'l1' else (error ** 2).mean()
+
+
+def train_step(model, optimizers, clean, noisy, precision, loss_kind='l1'):
+    """One Adam step on the L1 (or squared) distance between the clean batch and the denoised noisy batch."""
     with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
         denoised = model(noisy)
-    loss = (clean - denoised.float()).abs().mean()
+    loss = reconstruction_loss(denoised, clean, loss_kind)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -267,6 +307,15 @@ def decode_novel(model, latents):
     return images
 
 
+@torch.no_grad()
+def evaluate(model, clean, noisy):
+    """(L1, PSNR) of the model's output on held-out images, in eval mode, in batches."""
+    model.eval()
+    denoised = torch.cat([model(batch) for batch in noisy.split(64)]).float()
+    model.train()
+    return (clean - denoised).abs().mean().item(), psnr(denoised, clean)
+
+
 def psnr(images, reference):
     """Mean over the batch of the peak signal-to-noise ratio in dB, for pixels in [-1, 1] (peak-to-peak 2)."""
     mse = ((images.float() - reference.float()) ** 2).flatten(1).mean(1)
@@ -281,11 +330,19 @@ def fixed_latents(count, size, seed, device):
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def checkpoint_state(model, optimizers, iteration, losses, noise_generator, args, num_images):
+@dataclass
+class History:
+    """What a run has measured so far: every training loss, and the held-out rows of each save."""
+    losses: list = field(default_factory=list)
+    validation: list = field(default_factory=list)  # [iteration, L1, PSNR, PSNR of the noisy input]
+
+
+def checkpoint_state(model, optimizers, iteration, history, noise_generator, args, num_images):
     return {
         'encoder': model.encoder.state_dict(), 'decoder': model.decoder.state_dict(),
         'encoder_optimizer': optimizers[0].state_dict(), 'decoder_optimizer': optimizers[1].state_dict(),
-        'iteration': iteration, 'losses': list(losses), 'num_images': num_images,
+        'iteration': iteration, 'losses': list(history.losses), 'validation': list(history.validation),
+        'num_images': num_images,
         'noise_rng': noise_generator.get_state(), 'noise_rng_device': noise_generator.device.type,
         'torch_rng': torch.get_rng_state(), 'args': dict(vars(args)),
     }
@@ -302,10 +359,10 @@ def load_checkpoint(path, flag='--resume'):
 
 
 def restore(checkpoint, args, model, optimizers, noise_generator, num_images):
-    """Put a run back exactly where the checkpoint left it; returns (next iteration, losses so far)."""
+    """Put a run back exactly where the checkpoint left it; returns (next iteration, its History)."""
     saved = checkpoint['args']
     for key in RESUME_MUST_MATCH:
-        if saved[key] != getattr(args, key):
+        if saved.get(key, getattr(args, key)) != getattr(args, key):
             flag = '--' + key.replace('_', '-')
             raise UsageError(f'--resume: the checkpoint was trained with {flag} {saved[key]}, not {getattr(args, key)}')
     if checkpoint['num_images'] != num_images:
@@ -321,7 +378,7 @@ def restore(checkpoint, args, model, optimizers, noise_generator, num_images):
     else:  # another kind of device has another kind of generator: the run goes on, not bit for bit
         print(f'note: checkpoint written on {checkpoint["noise_rng_device"]}; the noise will not repeat exactly')
         noise_generator.manual_seed(args.seed + checkpoint['iteration'])
-    return checkpoint['iteration'] + 1, list(checkpoint['losses'])
+    return checkpoint['iteration'] + 1, History(list(checkpoint['losses']), list(checkpoint.get('validation', [])))
 
 
 # ----------------------------------------------------------------------------- the run
@@ -387,20 +444,24 @@ def flush_losses(pending, losses, first_iteration):
     losses.extend(values)
 
 
-def save_everything(args, iteration, model, optimizers, losses, noise_generator, num_images, grids=None):
+def save_everything(args, iteration, model, optimizers, history, noise_generator, num_images, grids=None):
     if grids is not None:
         clean, noisy, denoised, latents = grids
         save_grid(os.path.join(args.output_dir, f'sample-{iteration:06d}.png'),
                   torch.cat([clean, noisy, denoised]), images_per_row=clean.size(0))
-        save_grid(os.path.join(args.output_dir, f'novel-{iteration:06d}.png'), decode_novel(model, latents), 8)
-    save_losses(args.loss_file, losses)
+        if model.has_latent:
+            save_grid(os.path.join(args.output_dir, f'novel-{iteration:06d}.png'), decode_novel(model, latents), 8)
+    save_losses(args.loss_file, history.losses)
+    if history.validation:
+        save_validation(os.path.join(args.output_dir, VALIDATION_NAME), history.validation)
     save_checkpoint(os.path.join(args.output_dir, CHECKPOINT_NAME),
-                    checkpoint_state(model, optimizers, iteration, losses, noise_generator, args, num_images))
+                    checkpoint_state(model, optimizers, iteration, history, noise_generator, args, num_images))
 
 
-def train(args, device, images, model, optimizers, noise_generator, start, losses, stop):
+def train(args, data, model, optimizers, noise_generator, start, history, stop):
     """Iterations start..total (numbered across epochs from 1, as in the starter); returns the last one done."""
-    num_images = images.size(0)
+    images, held_out = data['train'], data['held_out']
+    num_images, device = images.size(0), images.device
     batch_size, per_epoch = min(args.batch_size, num_images), batches_per_epoch(num_images, args.batch_size)
     total = args.epochs * per_epoch
     latents = fixed_latents(args.batch_size, args.latent_size, args.seed, device)
@@ -412,20 +473,42 @@ def train(args, device, images, model, optimizers, noise_generator, start, losse
             order = epoch_order(num_images, args.seed, epoch).to(device)
         clean = images[order[index * batch_size:(index + 1) * batch_size]]
         noisy = add_noise(clean, args.noise_level, noise_generator)
-        loss, denoised = train_step(model, optimizers, clean, noisy, args.precision)
+        loss, denoised = train_step(model, optimizers, clean, noisy, args.precision, args.loss)
         pending.append(loss)
         stopping = stop.signum is not None  # read once: a signal landing later in this iteration waits for the next
         last = iteration == total or stopping
         if iteration % args.log_interval == 0 or iteration % args.save_interval == 0 or last:
-            flush_losses(pending, losses, iteration - len(pending) + 1)
+            flush_losses(pending, history.losses, iteration - len(pending) + 1)
             if iteration % args.log_interval == 0 or last:
-                progress.report(iteration, losses[-1])
+                progress.report(iteration, history.losses[-1])
         if iteration % args.save_interval == 0 or last:
+            if held_out is not None:
+                history.validation.append([iteration, *evaluate(model, *held_out), data['noisy_psnr']])
+                print(f'held out: L1 {history.validation[-1][1]:.4f} | PSNR {history.validation[-1][2]:.2f} dB '
+                      f'(noisy input {data["noisy_psnr"]:.2f} dB)', flush=True)
             grids = (clean, noisy, denoised, latents) if iteration % args.save_interval == 0 or iteration == total else None
-            save_everything(args, iteration, model, optimizers, losses, noise_generator, num_images, grids)
+            save_everything(args, iteration, model, optimizers, history, noise_generator, data['count'], grids)
         if stopping:
             break
     return iteration, total
+
+
+def prepare_data(args, device):
+    """The training images on the device, and the held-out images with their one fixed noise draw."""
+    images = load_dataset(args.data_dir, args.image_size)
+    train_indices, held_out_indices = held_out_split(images.size(0), args.val_split, args.seed)
+    if train_indices.numel() < 2:
+        raise UsageError(f'--val-split {args.val_split}: leaves {train_indices.numel()} training image(s); need 2')
+    data = {'count': images.size(0), 'train': images[train_indices].to(device), 'held_out': None}
+    if held_out_indices.numel():
+        clean = images[held_out_indices].to(device)
+        noisy = add_noise(clean, args.noise_level, torch.Generator(device=device).manual_seed(args.seed + 3))
+        data.update(held_out=(clean, noisy), noisy_psnr=psnr(noisy, clean))
+        print(f'holding out {clean.size(0)} of {images.size(0)} images (chosen by --seed {args.seed})')
+    if args.batch_size > data['train'].size(0):
+        print(f'note: --batch-size {args.batch_size} is more than the {data["train"].size(0)} training images: '
+              'one batch per epoch')
+    return data
 
 
 def run(args):
@@ -436,20 +519,19 @@ def run(args):
                                  else args.resume) if args.resume else None
     print(' '.join(f'{key}={value}' for key, value in vars(args).items()), f'| device={device}', flush=True)
     set_seed(args.seed)
-    images = load_dataset(args.data_dir, args.image_size).to(device)
-    if args.batch_size > images.size(0):
-        print(f'note: --batch-size {args.batch_size} is more than the {images.size(0)} images: one batch per epoch')
+    data = prepare_data(args, device)
     model, optimizers = build_model(args, device)
     noise_generator = torch.Generator(device=device).manual_seed(args.seed)
-    start, losses = 1, []
+    start, history = 1, History()
     if checkpoint is not None:
-        start, losses = restore(checkpoint, args, model, optimizers, noise_generator, images.size(0))
+        start, history = restore(checkpoint, args, model, optimizers, noise_generator, data['count'])
     if args.compile:
         model.compile()
-    print(f'{images.size(0)} images from {args.data_dir}, {batches_per_epoch(images.size(0), args.batch_size)} '
-          f'iterations per epoch, starting at iteration {start}', flush=True)
+    print(f'{data["train"].size(0)} images from {args.data_dir}, '
+          f'{batches_per_epoch(data["train"].size(0), args.batch_size)} iterations per epoch, '
+          f'starting at iteration {start}', flush=True)
     with StopRequest() as stop:
-        iteration, total = train(args, device, images, model, optimizers, noise_generator, start, losses, stop)
+        iteration, total = train(args, data, model, optimizers, noise_generator, start, history, stop)
     if stop.signum is not None:
         command = ' '.join(['python'] + sys.argv + ([] if args.resume else ['--resume']))
         print(f'stopped at iteration {iteration}/{total}; {args.loss_file} and checkpoint saved. To continue:\n'

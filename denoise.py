@@ -6,7 +6,9 @@
     python denoise.py --interpolate a.png b.png           # a row decoded between two images' codes
 
 Images are read as for training: transparency on white, short side resized and centre-cropped to
-the model's 64x64 (the assignment's decoder makes 64x64 images and no other size).  Outputs go to
+the model's 64x64 (the assignment's decoder makes 64x64 images and no other size).  A fully
+convolutional model (asgn6.py --model unet) denoises every image at its own size instead, and has no
+latent code to generate or interpolate from.  Outputs go to
 --out: NAME-denoised.png and NAME-compare.png (input, noisy input if any, output), generated.png,
 interpolation.png.
 """
@@ -17,7 +19,7 @@ import sys
 import torch
 
 import asgn6
-from models import AutoEncoder
+import models
 
 
 def build_parser():
@@ -51,10 +53,10 @@ def load_model(path, device):
     checkpoint = asgn6.load_checkpoint(path, flag='--checkpoint')
     try:
         saved = checkpoint['args']
-        model = AutoEncoder(saved['latent_size'], saved['image_size'])
+        model = models.build(saved.get('model', 'spec'), saved['latent_size'], saved['image_size'])
         model.encoder.load_state_dict(checkpoint['encoder'])
         model.decoder.load_state_dict(checkpoint['decoder'])
-    except (KeyError, TypeError, RuntimeError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise asgn6.UsageError(f'--checkpoint {path}: not a checkpoint of this models.py ({first_line})')
     return model.to(device).eval(), saved
@@ -69,6 +71,7 @@ def image_paths(names):
 
 
 def read_image(path, image_size):
+    """[-1, 1] tensor of one image, square of side image_size (None: at its own size)."""
     if not os.path.isfile(path):
         raise asgn6.UsageError(f'{path}: no such image file')
     try:
@@ -85,7 +88,8 @@ def denoise_files(model, saved, args, device):
     failed = 0
     for path in image_paths(args.images):
         try:
-            clean = read_image(path, saved['image_size']).unsqueeze(0).to(device)
+            size = None if not model.has_latent else saved['image_size']  # fully convolutional: any size
+            clean = read_image(path, size).unsqueeze(0).to(device)
         except asgn6.UsageError as error:
             print(f'denoise.py: error: {error}', file=sys.stderr)
             failed += 1
@@ -146,6 +150,9 @@ def main(argv=None):
         device = asgn6.choose_device(args.device)
         model, saved = load_model(args.checkpoint, device)
         asgn6.check_writable(args.out, '--out')
+        if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
+            raise asgn6.UsageError(f'--checkpoint {args.checkpoint}: a {saved["model"]} model has no latent code '
+                                   'to generate or interpolate from')
         if args.generate is not None:
             generate(model, saved, args, device)
         elif args.interpolate is not None:

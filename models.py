@@ -73,10 +73,11 @@ class Decoder(nn.Module):
 
 class AutoEncoder(nn.Module):
     """Encoder and decoder together, with the encode / decode / forward trio of an auto-encoder."""
+    has_latent = True  # decode() turns any z_dim vector into an image, so novel images make sense
 
-    def __init__(self, z_dim=128, img_size=64):
+    def __init__(self, z_dim=128, img_size=64, conv_encoder=False):
         super().__init__()
-        self.encoder = Encoder(z_dim, img_size)
+        self.encoder = ConvEncoder(z_dim, img_size) if conv_encoder else Encoder(z_dim, img_size)
         self.decoder = Decoder(z_dim, img_size)
 
     def encode(self, x):
@@ -87,6 +88,89 @@ class AutoEncoder(nn.Module):
 
     def forward(self, x):
         return self.decode(self.encode(x))
+
+
+# ----------------------------------------------------------------------------- variants for Q3(f)
+# The classes above are the assignment's; these live beside them for the experiments.
+
+def conv_block(in_channels, out_channels, stride=1):
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class ConvEncoder(nn.Module):
+    """A convolutional encoder in place of the MLP: four stride-2 convolutions, then Linear -> Tanh to z_dim."""
+
+    def __init__(self, z_dim=64, img_size=64):
+        super().__init__()
+        widths = [3, 32, 64, 128, 128]
+        self.features = nn.Sequential(*[conv_block(a, b, stride=2) for a, b in zip(widths, widths[1:])])
+        self.output_layer = nn.Sequential(nn.Flatten(), nn.Linear(128 * (img_size // 16) ** 2, z_dim), nn.Tanh())
+
+    def forward(self, x):
+        return self.output_layer(self.features(x))  # 128 x 4 x 4 -> z_dim
+
+
+class UNetEncoder(nn.Module):
+    """The contracting path: full, half and quarter resolution; every scale is kept for the skips."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        w = width
+        self.stages = nn.ModuleList([nn.Sequential(conv_block(3, w), conv_block(w, w)),                    # w x 64 x 64
+                                     nn.Sequential(conv_block(w, 2 * w, 2), conv_block(2 * w, 2 * w)),      # 2w x 32 x 32
+                                     nn.Sequential(conv_block(2 * w, 4 * w, 2), conv_block(4 * w, 4 * w))])  # 4w x 16 x 16
+
+    def forward(self, x):
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class UNetDecoder(nn.Module):
+    """The expanding path: up-sample, concatenate the skip of the same scale, convolve."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        w = width
+        self.up = nn.ModuleList([nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2), nn.ConvTranspose2d(2 * w, w, 2, stride=2)])
+        self.merge = nn.ModuleList([conv_block(4 * w, 2 * w), conv_block(2 * w, w)])
+        self.output_layer = nn.Sequential(nn.Conv2d(w, 3, 1), nn.Tanh())
+
+    def forward(self, features):
+        x = features[-1]
+        for up, merge, skip in zip(self.up, self.merge, reversed(features[:-1])):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.output_layer(x)
+
+
+class UNet(nn.Module):
+    """A small fully convolutional denoiser with skip connections and no bottleneck: any image size."""
+    has_latent = False
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.encoder = UNetEncoder(width)
+        self.decoder = UNetDecoder(width)
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        x = nn.functional.pad(x, (0, -width % 4, 0, -height % 4), mode='replicate')  # two halvings need 4 | size
+        return self.decoder(self.encoder(x))[..., :height, :width]
+
+
+MODEL_NAMES = ('spec', 'conv-encoder', 'unet')
+
+
+def build(name='spec', z_dim=128, img_size=64):
+    """The assignment's auto-encoder ('spec') or one of the Q3(f) variants, by name."""
+    if name == 'unet':
+        return UNet()
+    if name not in MODEL_NAMES:
+        raise ValueError(f'unknown model {name!r}; one of {", ".join(MODEL_NAMES)}')
+    return AutoEncoder(z_dim, img_size, conv_encoder=name == 'conv-encoder')
 
 
 def count_parameters(module):

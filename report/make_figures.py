@@ -126,6 +126,13 @@ def samples_section():
     return '\n'.join(rows)
 
 
+def experiments_section():
+    """The Q3(f) results table of experiments/run_experiments.py, and its figure."""
+    results = os.path.join(ROOT, 'experiments', 'results')
+    shutil.copy(os.path.join(results, 'denoised.png'), os.path.join(FIGURES, 'experiments-denoised.png'))
+    return open(os.path.join(results, 'results.md')).read().strip()
+
+
 # ----------------------------------------------------------------------------- collecting a run
 
 def collect(run_dir, loss_file, log_file):
@@ -171,7 +178,7 @@ def main():
     path = os.path.join(HERE, 'report.md')
     text = open(path).read()
     for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
-                       ('samples', samples_section)):
+                       ('samples', samples_section), ('experiments', experiments_section)):
         text = replace_section(text, name, make())
     with open(path + '.tmp', 'w') as f:
         f.write(text)

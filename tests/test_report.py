@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(ROOT, 'report'))
 
 def linked_images(markdown_path):
     text = open(markdown_path).read()
-    return re.findall(r'!\[[^\]]*\]\(([^)\s]+)\)', text)
+    return re.findall(r'!\[[^\]]*\]\(([^)\s]+)\)', text) + re.findall(r'<img src="([^"]+)"', text)
 
 
 def test_every_figure_the_report_and_readme_link_exists():
