@@ -7,7 +7,7 @@ Writes, as the course's starter does: every iteration's loss to loss.txt, and ev
 (decoded random latent vectors) under --output-dir; beyond it, a checkpoint.pt that --resume
 continues from.  Ctrl-C stops cleanly after the current iteration.
 
-    python asgn6.py                      # 500 epochs on data/pokemon, about 45 minutes on 2 CPU cores
+    python asgn6.py                      # 500 epochs on data/pokemon: 1.6 hours on 2 CPU cores (see README)
     python asgn6.py --resume             # carry on an interrupted run
 """
 import argparse
@@ -109,8 +109,8 @@ def build_parser():
     p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; bf16 '
                    'autocast pays off only on hardware with bf16 units (recent GPUs, CPUs with AMX or AVX512-BF16) '
                    'and is slower on other CPUs (default: fp32)')
-    p.add_argument('--compile', action='store_true', help='torch.compile the model (faster on CUDA after '
-                   'a minute of compiling; needs a C++ compiler on CPU) (default: off)')
+    p.add_argument('--compile', action='store_true', help='torch.compile the model: no gain measured on a '
+                   '2-core CPU, not yet measured on a GPU; needs a C++ compiler on CPU (default: off)')
     p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT', help='continue a run '
                    f'from CHECKPOINT, or from OUTPUT_DIR/{CHECKPOINT_NAME} when no path is given (default: off)')
     return p

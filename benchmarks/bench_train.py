@@ -35,7 +35,7 @@ def synchronize(device):
 
 def make_model(args, device, channels_last=False):
     torch.manual_seed(args.seed)
-    build_args = argparse.Namespace(latent_size=128, image_size=64)
+    build_args = argparse.Namespace(model='spec', latent_size=128, image_size=64)
     model, optimizers = asgn6.build_model(build_args, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -128,6 +128,8 @@ def main():
     parser.add_argument('--bf16-iterations', type=int, default=3, help='the same for bf16, which is slow on CPUs '
                         'without bf16 units (default: 3)')
     parser.add_argument('--seed', type=int, default=4680, help='(default: 4680)')
+    parser.add_argument('--profile', type=int, default=0, metavar='STEPS', help='after the timing, profile this '
+                        'many asgn6 fp32 steps and print where their time goes, by operator (default: 0, off)')
     args = parser.parse_args()
 
     device = asgn6.choose_device(args.device)
@@ -151,6 +153,24 @@ def main():
         print(f'round {round_ + 1}/{args.rounds}: ' + ', '.join(f'{name} {r[-1][0]:.1f} img/s'
                                                                  for name, r in results.items()), flush=True)
     report(results, device)
+    if args.profile:
+        profile_steps(modes['asgn6-fp32'][0], args.profile, device)
+
+
+def profile_steps(step, steps, device):
+    """Share of the profiled time per operator (self time, top 8): what the speed-up must come from."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        for _ in range(steps):
+            step()
+    events = [e for e in profiler.key_averages() if e.self_device_time_total or e.self_cpu_time_total]
+    key = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    total = sum(getattr(e, key) for e in events)
+    print(f'\nprofile of {steps} asgn6-fp32 steps, self time by operator:')
+    for event in sorted(events, key=lambda e: getattr(e, key), reverse=True)[:8]:
+        print(f'  {100 * getattr(event, key) / total:5.1f}%  {event.key}')
 
 
 def report(results, device):

@@ -50,7 +50,8 @@ def layer_table():
     """Every layer of the spec'd models with its output shape and parameter count, from models.py itself."""
     import torch
     from models import Decoder, Encoder
-    rows = ['| block | layer | output shape (N = 32) | parameters |', '|---|---|---|---|']
+    rows = ['| block | layer | output shape (N = 32) | parameters |',
+            '|--------------|------------------------------|--------------|--------|']  # widths for pandoc
     x = torch.zeros(32, 3 * 64 * 64)
     for model, blocks, name in ((Encoder(128, 64), ('hidden_layer', 'output_layer'), 'Encoder'),
                                 (Decoder(128, 64), [f'layer{i}' for i in range(1, 6)], 'Decoder')):

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 import asgn6
+import models
 import plot_loss
 from conftest import ROOT, train_args, write_images
 
@@ -29,7 +30,7 @@ def test_short_run_writes_every_artefact(tmp_path, image_folder):
     assert (out / 'sample-000009.png').exists() and (out / 'novel-000009.png').exists()  # the last iteration
     checkpoint = torch.load(out / 'checkpoint.pt', map_location='cpu', weights_only=True)
     assert checkpoint['iteration'] == 9 and checkpoint['losses'] == losses
-    model = asgn6.AutoEncoder(16, 64)
+    model = models.AutoEncoder(16, 64)
     model.encoder.load_state_dict(checkpoint['encoder'])
     model.decoder.load_state_dict(checkpoint['decoder'])
 
