@@ -55,24 +55,21 @@ def positive_int(minimum=1):
     return parse
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'must be positive, got {text}')
-    return value
+def bounded_float(accept, requirement):
+    """An argparse type: a float for which accept(value) holds, else an error that states the requirement."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f'{requirement}, got {text}')
+        return value
+    return parse
 
 
-def fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f'must be at least 0 and below 1, got {text}')
-    return value
+positive_float = bounded_float(lambda value: value > 0, 'must be positive')
+fraction = bounded_float(lambda value: 0 <= value < 1, 'must be at least 0 and below 1')
 
 
 def build_parser():
