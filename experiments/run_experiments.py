@@ -1,7 +1,7 @@
 """Q3(f): the assignment's model, its variants and classical denoisers, on the same held-out Pokemon.
 
     pip install -r experiments/requirements.txt   # scikit-image and bm3d, for the classical baselines
-    python experiments/run_experiments.py          # about 50 minutes on 2 CPU cores
+    python experiments/run_experiments.py          # about an hour on 2 CPU cores
 
 Every variant is trained by asgn6.py with the same 90/10 split of the embedded images (--val-split 0.1,
 seed 4680), the same batch size and the same number of epochs, so the same number of iterations.
