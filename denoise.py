@@ -149,10 +149,10 @@ def main(argv=None):
     try:
         device = asgn6.choose_device(args.device)
         model, saved = load_model(args.checkpoint, device)
-        asgn6.check_writable(args.out, '--out')
         if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
             raise asgn6.UsageError(f'--checkpoint {args.checkpoint}: a {saved["model"]} model has no latent code '
                                    'to generate or interpolate from')
+        asgn6.check_writable(args.out, '--out')
         if args.generate is not None:
             generate(model, saved, args, device)
         elif args.interpolate is not None:

@@ -66,5 +66,7 @@ def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, ca
                                                 '--out', tmp_path / 'den'], capsys)
     assert status == 0, err
     assert Image.open(tmp_path / 'den' / 'img000-denoised.png').size == (37, 91)
-    status, out, err = call_main(denoise.main, ['--generate', 4, '--checkpoint', checkpoint], capsys)
+    status, out, err = call_main(denoise.main, ['--generate', 4, '--checkpoint', checkpoint,
+                                                '--out', tmp_path / 'gen'], capsys)
     assert status == 2 and 'no latent code' in err
+    assert not (tmp_path / 'gen').exists()  # a refused run leaves no empty output folder behind
