@@ -167,9 +167,8 @@ def main():
     parser.add_argument('--table-only', action='store_true', help='only rewrite results.md from results.json')
     args = parser.parse_args()
     if args.table_only:
-        saved = json.load(open(os.path.join(args.out, 'results.json')))
-        table = markdown_table(saved['networks'], saved['classical'], saved['machine'], saved['epochs'])
-        asgn6.atomic_write(os.path.join(args.out, 'results.md'), lambda tmp: open(tmp, 'w').write(table))
+        with open(os.path.join(args.out, 'results.json')) as f:
+            write_table(args.out, json.load(f))
         return
     torch.set_num_threads(os.cpu_count())
     names = args.only or list(VARIANTS)
@@ -178,7 +177,7 @@ def main():
     for name in names:
         if not args.skip_training:
             walls[name] = train_variant(name, VARIANTS[name], args)
-            asgn6.atomic_write(os.path.join(args.out, 'wall.json'), lambda tmp: json.dump(walls, open(tmp, 'w')))
+            asgn6.write_text_atomic(os.path.join(args.out, 'wall.json'), json.dumps(walls))
     networks = [evaluate_variant(name, args, walls.get(name, float('nan'))) for name in VARIANTS
                 if os.path.exists(os.path.join(args.out, 'runs', name, asgn6.CHECKPOINT_NAME))]
     classical, figure_inputs = [], None
@@ -201,13 +200,17 @@ def machine_name():
     return f'{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}'
 
 
+def write_table(out, results):
+    """results.md from the results.json dictionary; returns the table."""
+    table = markdown_table(results['networks'], results['classical'], results['machine'], results['epochs'])
+    asgn6.write_text_atomic(os.path.join(out, 'results.md'), table)
+    return table
+
+
 def report(args, networks, classical, figure_inputs, machine):
     results = {'machine': machine, 'epochs': args.epochs, 'networks': networks, 'classical': classical}
-    asgn6.atomic_write(os.path.join(args.out, 'results.json'),
-                       lambda tmp: json.dump(results, open(tmp, 'w'), indent=1))
-    table = markdown_table(networks, classical, machine, args.epochs)
-    asgn6.atomic_write(os.path.join(args.out, 'results.md'), lambda tmp: open(tmp, 'w').write(table))
-    print(table)
+    asgn6.write_text_atomic(os.path.join(args.out, 'results.json'), json.dumps(results, indent=1))
+    print(write_table(args.out, results))
     default = [row for row in networks if row['noise_level'] == 1.0]
     if figure_inputs and default:
         rows, outputs, clean, noisy = figure_inputs

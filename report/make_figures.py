@@ -22,6 +22,7 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+import asgn6  # noqa: E402
 import plot_loss  # noqa: E402
 
 RUN = os.path.join(HERE, 'run')
@@ -181,9 +182,7 @@ def main():
     for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
                        ('samples', samples_section), ('experiments', experiments_section)):
         text = replace_section(text, name, make())
-    with open(path + '.tmp', 'w') as f:
-        f.write(text)
-    os.replace(path + '.tmp', path)
+    asgn6.write_text_atomic(path, text)
     print(f'rewrote the generated sections of {path}; figures in {FIGURES}')
 
 
