@@ -14,7 +14,11 @@ from torch import nn
 
 
 class Encoder(nn.Module):
-    """Two-layer perceptron: Linear -> BatchNorm1d -> ReLU, then Linear -> Tanh."""
+    """Two-layer perceptron: Linear -> BatchNorm1d -> ReLU, then Linear -> Tanh.
+
+    The defaults (z_dim 64) are the starter's signature; its training script, like ours, always passes
+    --latent-size, whose default is 128.
+    """
 
     def __init__(self, z_dim=64, img_size=64):
         super().__init__()
@@ -51,12 +55,14 @@ def up_block(in_channels, up_channels, up_kernel, up_stride, out_channels, kerne
 
 
 class Decoder(nn.Module):
-    """Five up-sampling layers from z_dim x 1 x 1 to 3 x 64 x 64 (the assignment's table)."""
+    """Five up-sampling layers from z_dim x 1 x 1 to 3 x 64 x 64 (the assignment's table).
+
+    img_size is in the starter's signature only: the table fixes the output at 64 x 64.
+    """
 
     def __init__(self, z_dim=64, img_size=64):
         super().__init__()
         self.z_dim = z_dim
-        self.img_size = img_size
         #                       in     up  k  s  out  k  pad
         self.layer1 = up_block(z_dim, 128, 7, 1, 128, 3, 1)        # 128 x  7 x  7
         self.layer2 = up_block(128, 64, 3, 2, 64, 3, 1)            #  64 x 15 x 15

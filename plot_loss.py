@@ -13,37 +13,11 @@ import sys
 
 import numpy as np
 
+import cli
+from files import save_figure
+from run_state import convergence_stats, moving_average, read_losses
 
-def read_losses(path):
-    """One float per line, as asgn6.py writes them."""
-    try:
-        with open(path) as f:
-            losses = np.array([float(line) for line in f if line.strip()])
-    except OSError as error:
-        raise SystemExit(f'plot_loss.py: error: {path}: {error.strerror}')
-    except ValueError as error:
-        raise SystemExit(f'plot_loss.py: error: {path}: not one number per line ({error})')
-    if losses.size == 0:
-        raise SystemExit(f'plot_loss.py: error: {path}: no losses in it')
-    return losses
-
-
-def moving_average(values, window):
-    """Trailing mean over `window` values; the first points average what there is so far."""
-    window = max(1, min(window, values.size))
-    sums = np.cumsum(np.insert(values, 0, 0.0))
-    counts = np.minimum(np.arange(1, values.size + 1), window)
-    return (sums[1:] - sums[np.maximum(np.arange(1, values.size + 1) - window, 0)]) / counts
-
-
-def convergence_stats(losses, window):
-    smooth = moving_average(losses, window)
-    at = {share: smooth[max(int(round(share * losses.size)) - 1, 0)] for share in (0.5, 0.9, 1.0)}
-    return {
-        'iterations': losses.size, 'final': losses[-1], 'minimum': losses.min(),
-        'minimum_at': int(losses.argmin()) + 1, 'smoothed_50': at[0.5], 'smoothed_90': at[0.9],
-        'smoothed_final': at[1.0], 'last_10pct_change': (at[1.0] - at[0.9]) / at[0.9],
-    }
+NON_INTERACTIVE_BACKENDS = {'agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template'}
 
 
 def describe(path, stats, window):
@@ -53,65 +27,84 @@ def describe(path, stats, window):
             f'| change over the last 10%: {100 * stats["last_10pct_change"]:+.2f}%')
 
 
-def draw(curves, args):
+def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training loss', save=None):
+    """The figure: each curve raw and faint, its moving average on top; written to `save`, else shown."""
     import matplotlib
-    if args.save:
+    if save:
         matplotlib.use('Agg')  # no window needed to write a file
     import matplotlib.pyplot as plt
+    if not save and plt.get_backend().lower() in NON_INTERACTIVE_BACKENDS:
+        raise cli.UsageError('no display to show the figure on; write it to a file instead, e.g. --save loss.png')
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for index, (label, losses) in enumerate(curves):
         colour = f'C{index}'
         iterations = np.arange(1, losses.size + 1)
         ax.plot(iterations, losses, color=colour, alpha=0.25, linewidth=0.6)
-        ax.plot(iterations, moving_average(losses, args.window), color=colour, linewidth=1.6,
-                label=f'{label} (moving average of {args.window})')
+        ax.plot(iterations, moving_average(losses, window), color=colour, linewidth=1.6,
+                label=f'{label} (moving average of {min(window, losses.size)})')
     ax.set_xlabel('iteration')
-    ax.set_ylabel('L1 loss')
-    if args.log_y:
+    ax.set_ylabel(ylabel)
+    if log_y:
         ax.set_yscale('log')
-    if args.per_epoch:
-        top = ax.secondary_xaxis('top', functions=(lambda i: i / args.per_epoch, lambda e: e * args.per_epoch))
+    if per_epoch:
+        top = ax.secondary_xaxis('top', functions=(lambda i: i / per_epoch, lambda e: e * per_epoch))
         top.set_xlabel('epoch')
-    ax.set_title(args.title)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    if args.save:
-        save_figure(fig, args.save)
-        print(f'saved {args.save}')
+    if save:
+        save_figure(fig, save)
+        print(f'saved {save}')
     else:
         plt.show()
+    plt.close(fig)
 
 
-def save_figure(fig, path):
-    """Atomic, like every artefact of this repository: a temp file beside `path`, then a rename."""
-    root, extension = os.path.splitext(path)
-    tmp = f'{root}.tmp{extension}'
-    fig.savefig(tmp, dpi=150)
-    os.replace(tmp, path)
+def check_save_path(path):
+    """A figure file we can write: a known format, in an existing folder we may write to."""
+    from matplotlib.figure import Figure
+    formats = Figure().canvas.get_supported_filetypes()
+    extension = os.path.splitext(path)[1].lstrip('.').lower()
+    if extension not in formats:
+        raise cli.UsageError(f'--save {path}: unknown figure format {extension!r}; use one of '
+                             f'{", ".join(sorted(formats))}')
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise cli.UsageError(f'--save {path}: no such folder {folder}')
+    if not os.access(folder, os.W_OK):
+        raise cli.UsageError(f'--save {path}: cannot write in {folder}')
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='plot_loss.py', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('loss_files', nargs='*', default=['loss.txt'],
                         help='loss files from asgn6.py, one curve each (default: loss.txt)')
-    parser.add_argument('--window', type=int, default=200, help='moving-average window in iterations (default: 200)')
-    parser.add_argument('--per-epoch', type=int, default=0, help='iterations per epoch, to add an epoch axis on top; '
-                        'asgn6.py prints it at the start (24 for the embedded data at batch 32) (default: 0, no axis)')
+    parser.add_argument('--window', type=cli.positive_int(), default=200, help='moving-average window in iterations; '
+                        'a file shorter than that is averaged over all of it (default: 200)')
+    parser.add_argument('--per-epoch', type=cli.positive_int(0), default=0, help='iterations per epoch, to add an '
+                        "epoch axis on top; asgn6.py prints it at the start ('N iterations per epoch') "
+                        '(default: 0, no axis)')
     parser.add_argument('--log-y', action='store_true', help='logarithmic loss axis (default: linear)')
-    parser.add_argument('--title', default='De-noising auto-encoder: training loss', help='figure title')
+    parser.add_argument('--title', default='De-noising auto-encoder: training loss', help='figure title '
+                        '(default: %(default)s)')
+    parser.add_argument('--ylabel', default='training loss', help="label of the loss axis, e.g. 'L1 loss' "
+                        '(default: %(default)s)')
     parser.add_argument('--save', metavar='FILE', help='write the figure to FILE (.png, .pdf, .svg) instead of '
                         'opening a window (default: open a window)')
-    args = parser.parse_args(argv)
-    if args.window < 1:
-        parser.error('argument --window: must be at least 1')
-    if args.per_epoch < 0:
-        parser.error('argument --per-epoch: must not be negative')
+    args = parser.parse_args(None if argv is None else [str(arg) for arg in argv])
+    return cli.report_errors('plot_loss.py', lambda: run(args))
 
+
+def run(args):
+    if args.save:
+        check_save_path(args.save)
     curves = [(path, read_losses(path)) for path in args.loss_files]
     for path, losses in curves:
-        print(describe(path, convergence_stats(losses, args.window), args.window))
-    draw(curves, args)
+        print(describe(path, convergence_stats(losses, args.window), min(args.window, losses.size)))
+    draw(curves, window=args.window, per_epoch=args.per_epoch, log_y=args.log_y, title=args.title,
+         ylabel=args.ylabel, save=args.save)
     return 0
 
 

@@ -7,10 +7,11 @@ a machine that speeds up or slows down during the run affects all of them alike:
   starter        ImageFolder + DataLoader with the starter's transform (PIL decode and resize of every
                  image in every epoch), noise drawn on the CPU, batch copied to the device, loss.item()
                  every iteration
-  asgn6-fp32     asgn6.py's step: the dataset decoded once into a tensor on the device, noise drawn
-                 there, losses read back every 10 iterations
+  asgn6-fp32     asgn6.py's own loop (training.steps and LossBuffer): the dataset decoded once into a
+                 tensor on the device, noise drawn there, losses read back every 10 iterations
   asgn6-fp32-cl  the same in the channels_last memory format
   asgn6-bf16     the same under bf16 autocast
+  asgn6-bf16-cl  bf16 autocast and channels_last together
 Reports images per second (median, min-max over rounds), the ratio to the starter, the share of a
 step spent outside forward/backward/optimiser, and the process's peak memory.
 """
@@ -25,7 +26,12 @@ import torch
 from torchvision import datasets, transforms
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import asgn6  # noqa: E402
+import cli  # noqa: E402
+import training  # noqa: E402
+from images import load_dataset  # noqa: E402
+from run_state import TrainingState  # noqa: E402
+
+LOSS_READ_INTERVAL = 10  # asgn6.py's default --log-interval: how often the loop reads losses back
 
 
 def synchronize(device):
@@ -33,69 +39,74 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def make_model(args, device, channels_last=False):
-    torch.manual_seed(args.seed)
-    build_args = argparse.Namespace(model='spec', latent_size=128, image_size=64)
-    model, optimizers = asgn6.build_model(build_args, device)
+def make_model(seed, device, channels_last=False):
+    training.Streams(seed).seed_weights()
+    model, optimizers = training.build('spec', latent_size=128, image_size=64, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, optimizers
 
 
-def starter_batches(args):
+def starter_batches(data_dir, batch_size):
     """The starter's input pipeline, endlessly: every epoch decodes every PNG again."""
     transform = transforms.Compose([transforms.Resize(64), transforms.ToTensor(),
                                     transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-    loader = torch.utils.data.DataLoader(datasets.ImageFolder(args.data_dir, transform), batch_size=args.batch_size,
+    loader = torch.utils.data.DataLoader(datasets.ImageFolder(data_dir, transform), batch_size=batch_size,
                                          shuffle=True)
     while True:
         for images, _ in loader:
             yield images
 
 
-def starter_mode(args, device):
-    model, optimizers = make_model(args, device)
-    batches = starter_batches(args)
-
-    def step():
-        clean = next(batches)
-        noisy = (clean + 2 * (torch.rand(clean.size()) - 0.5)).clamp(-1, 1)
-        clean, noisy = clean.to(device), noisy.to(device)
+def timed(step_fn, device, seconds):
+    """step_fn, adding the seconds of each call (forward, backward, optimiser) to seconds[0]."""
+    def step(*args):
         synchronize(device)
         start = time.perf_counter()
-        loss, _ = asgn6.train_step(model, optimizers, clean, noisy, 'fp32')
+        result = step_fn(*args)
         synchronize(device)
-        core = time.perf_counter() - start
-        loss.item()
-        return clean.size(0), core
+        seconds[0] += time.perf_counter() - start
+        return result
     return step
 
 
-def asgn6_mode(args, device, images, precision, channels_last=False):
-    model, optimizers = make_model(args, device, channels_last)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    state = {'iteration': 0, 'pending': []}
-    per_epoch = asgn6.batches_per_epoch(images.size(0), args.batch_size)
+def starter_mode(data_dir, batch_size, seed, device):
+    """One iteration of a starter-style loop per call; returns (images, seconds inside the step)."""
+    model, optimizers = make_model(seed, device)
+    batches = starter_batches(data_dir, batch_size)
+    core = [0.0]
+    step_fn = timed(training.train_step, device, core)
 
     def step():
-        epoch, index = divmod(state['iteration'], per_epoch)
-        if index == 0:
-            state['order'] = asgn6.epoch_order(images.size(0), args.seed, epoch).to(device)
-        clean = images[state['order'][index * args.batch_size:(index + 1) * args.batch_size]]
-        noisy = asgn6.add_noise(clean, 1.0, generator)
-        synchronize(device)
-        start = time.perf_counter()
-        loss, _ = asgn6.train_step(model, optimizers, clean, noisy, precision)
-        synchronize(device)
-        core = time.perf_counter() - start
-        state['pending'].append(loss)
-        state['iteration'] += 1
-        if state['iteration'] % 10 == 0:
-            torch.stack(state['pending']).tolist()
-            state['pending'].clear()
-        return clean.size(0), core
+        core[0] = 0.0
+        clean = next(batches)
+        noisy = (clean + 2 * (torch.rand(clean.size()) - 0.5)).clamp(-1, 1)
+        clean, noisy = clean.to(device), noisy.to(device)
+        loss, _ = step_fn(model, optimizers, clean, noisy, 'fp32')
+        loss.item()
+        return clean.size(0), core[0]
+    return step
+
+
+def asgn6_mode(images, batch_size, seed, device, precision, channels_last=False):
+    """One iteration of asgn6.py's loop per call (training.steps, LossBuffer); returns (images, step seconds)."""
+    model, optimizers = make_model(seed, device, channels_last)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    streams = training.Streams(seed)
+    state = TrainingState(model, optimizers, streams.training_noise(device))
+    core, losses = [0.0], training.LossBuffer()
+    loop = training.steps(state, images, last=sys.maxsize, batch_size=batch_size, noise_level=1.0,
+                          precision=precision, loss_kind='l1', streams=streams,
+                          step_fn=timed(training.train_step, device, core))
+
+    def step():
+        core[0] = 0.0
+        taken = next(loop)
+        losses.add(taken)
+        if taken.iteration % LOSS_READ_INTERVAL == 0:
+            losses.flush()
+        return taken.clean.size(0), core[0]
     return step
 
 
@@ -118,30 +129,38 @@ def peak_memory(device):
     return text
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-dir', default='data', help='image folder in the ImageFolder layout (default: data)')
-    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'], help='(default: auto)')
-    parser.add_argument('--batch-size', type=int, default=32, help='(default: 32)')
-    parser.add_argument('--rounds', type=int, default=3, help='alternating rounds of every mode (default: 3)')
-    parser.add_argument('--iterations', type=int, default=12, help='timed iterations per mode and round (default: 12)')
-    parser.add_argument('--bf16-iterations', type=int, default=3, help='the same for bf16, which is slow on CPUs '
-                        'without bf16 units (default: 3)')
-    parser.add_argument('--seed', type=int, default=4680, help='(default: 4680)')
-    parser.add_argument('--profile', type=int, default=0, metavar='STEPS', help='after the timing, profile this '
-                        'many asgn6 fp32 steps and print where their time goes, by operator (default: 0, off)')
-    args = parser.parse_args()
+    cli.add_device_flag(parser)
+    parser.add_argument('--batch-size', type=cli.positive_int(2), default=32, help='images per iteration (default: 32)')
+    parser.add_argument('--rounds', type=cli.positive_int(), default=3, help='alternating rounds of every mode '
+                        '(default: 3)')
+    parser.add_argument('--iterations', type=cli.positive_int(), default=12, help='timed iterations per mode and '
+                        'round (default: 12)')
+    parser.add_argument('--bf16-iterations', type=cli.positive_int(), default=3, help='the same for the bf16 modes, '
+                        'which are slow on CPUs without bf16 units (default: 3)')
+    parser.add_argument('--seed', type=int, default=4680, help='seeds weights, data order and noise (default: 4680)')
+    parser.add_argument('--profile', type=cli.positive_int(0), default=0, metavar='STEPS', help='after the timing, '
+                        'profile this many asgn6 fp32 steps and print where their time goes, by operator '
+                        '(default: 0, off)')
+    args = parser.parse_args(argv)
+    return cli.report_errors('bench_train.py', lambda: run(args))
 
-    device = asgn6.choose_device(args.device)
+
+def run(args):
+    device = cli.choose_device(args.device)
     start = time.perf_counter()
-    images = asgn6.load_dataset(args.data_dir, 64).to(device)
+    images = load_dataset(args.data_dir, 64)[0].to(device)
     print(f'device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; '
           f'{images.size(0)} images decoded once in {time.perf_counter() - start:.1f} s', flush=True)
+    same = dict(batch_size=args.batch_size, seed=args.seed, device=device)
     modes = {
-        'starter': (starter_mode(args, device), args.iterations),
-        'asgn6-fp32': (asgn6_mode(args, device, images, 'fp32'), args.iterations),
-        'asgn6-fp32-cl': (asgn6_mode(args, device, images, 'fp32', channels_last=True), args.iterations),
-        'asgn6-bf16': (asgn6_mode(args, device, images, 'bf16'), args.bf16_iterations),
+        'starter': (starter_mode(args.data_dir, **same), args.iterations),
+        'asgn6-fp32': (asgn6_mode(images, precision='fp32', **same), args.iterations),
+        'asgn6-fp32-cl': (asgn6_mode(images, precision='fp32', channels_last=True, **same), args.iterations),
+        'asgn6-bf16': (asgn6_mode(images, precision='bf16', **same), args.bf16_iterations),
+        'asgn6-bf16-cl': (asgn6_mode(images, precision='bf16', channels_last=True, **same), args.bf16_iterations),
     }
     for step, _ in modes.values():  # warm-up: first calls allocate and pick kernels
         for _ in range(2):
@@ -155,6 +174,7 @@ def main():
     report(results, device)
     if args.profile:
         profile_steps(modes['asgn6-fp32'][0], args.profile, device)
+    return 0
 
 
 def profile_steps(step, steps, device):
@@ -186,4 +206,4 @@ def report(results, device):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -12,10 +12,14 @@ import argparse
 import io
 import os
 import re
+import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
 
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from files import atomic_write  # noqa: E402
 
 SVG_DIR = 'package/sprites/pokemon/other/dream-world/'
 RENDER_SIZE = 512  # rasterise large, then downsample: smoother edges than rendering at 128
@@ -44,9 +48,7 @@ def render(svg_bytes, size):
 def convert_one(job):
     svg_bytes, out_path, size = job
     image = render(svg_bytes, size).quantize(colors=256, method=Image.MEDIANCUT, dither=Image.NONE)
-    tmp_path = out_path + '.tmp'
-    image.save(tmp_path, format='PNG', optimize=True)
-    os.replace(tmp_path, out_path)
+    atomic_write(out_path, lambda tmp: image.save(tmp, format='PNG', optimize=True))
     return out_path
 
 

@@ -1,10 +1,12 @@
-"""denoise.py with a checkpoint from a tiny CPU training run (issue 7)."""
+"""denoise.py with a checkpoint from a tiny CPU training run."""
 import pytest
 import torch
 from PIL import Image
 
 import asgn6
 import denoise
+from images import psnr
+from run_state import load_checkpoint
 from conftest import call_main, train_args, write_images
 
 
@@ -23,7 +25,7 @@ def run(capsys, *argv):
 
 def test_psnr_matches_a_hand_computed_value():
     # pixels in [-1, 1]: an error of 0.2 everywhere is MSE 0.04 over a peak-to-peak range of 2 -> 10 log10(4 / 0.04)
-    assert asgn6.psnr(torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.2)) == pytest.approx(20.0, abs=1e-4)
+    assert psnr(torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.2)) == pytest.approx(20.0, abs=1e-4)
 
 
 def test_denoise_an_image_with_added_noise(tmp_path, capsys, trained):
@@ -66,7 +68,7 @@ def test_missing_or_incompatible_checkpoint_is_a_clear_error(tmp_path, capsys, t
     checkpoint, data = trained
     status, out, err = run(capsys, data / 'img000.png', '--checkpoint', tmp_path / 'nope.pt')
     assert status == 2 and 'no checkpoint there' in err
-    state = torch.load(checkpoint, weights_only=True)
+    state = load_checkpoint(checkpoint)
     state['args']['latent_size'] = 32  # weights of a 16-dimensional code under a 32-dimensional model
     torch.save(state, tmp_path / 'other.pt')
     status, out, err = run(capsys, data / 'img000.png', '--checkpoint', tmp_path / 'other.pt')

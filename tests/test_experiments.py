@@ -1,6 +1,11 @@
-"""The Q3(f) machinery: held-out split and logging, model variants, denoise.py on a U-Net (issue 6)."""
+"""The Q3(f) machinery: held-out split and logging, model variants, denoise.py on a U-Net, the experiments script."""
 import csv
+import hashlib
+import importlib.util
+import json
+import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -8,18 +13,20 @@ from PIL import Image
 import asgn6
 import denoise
 import models
-from conftest import call_main, train_args, write_images
+from images import find_images
+from training import Streams, held_out_split
+from conftest import ROOT, call_main, train_args, write_images
 
 
 def test_held_out_split_is_seeded_disjoint_and_complete():
-    train, held_out = asgn6.held_out_split(50, 0.1, seed=4680)
+    train, held_out = held_out_split(50, 0.1, Streams(4680))
     assert held_out.numel() == 5 and train.numel() == 45
     assert set(train.tolist()).isdisjoint(held_out.tolist())
     assert sorted(train.tolist() + held_out.tolist()) == list(range(50))
-    again_train, again_held_out = asgn6.held_out_split(50, 0.1, seed=4680)
+    again_train, again_held_out = held_out_split(50, 0.1, Streams(4680))
     assert torch.equal(held_out, again_held_out) and torch.equal(train, again_train)
-    assert not torch.equal(held_out, asgn6.held_out_split(50, 0.1, seed=1)[1])
-    assert asgn6.held_out_split(50, 0.0, seed=4680)[1].numel() == 0
+    assert not torch.equal(held_out, held_out_split(50, 0.1, Streams(1))[1])
+    assert held_out_split(50, 0.0, Streams(4680))[1].numel() == 0
 
 
 def test_val_split_logs_held_out_psnr_at_every_save(tmp_path, capsys):
@@ -70,3 +77,49 @@ def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, ca
                                                 '--out', tmp_path / 'gen'], capsys)
     assert status == 2 and 'no latent code' in err
     assert not (tmp_path / 'gen').exists()  # a refused run leaves no empty output folder behind
+
+
+def load_experiments():
+    spec = importlib.util.spec_from_file_location('run_experiments', os.path.join(ROOT, 'experiments',
+                                                                                  'run_experiments.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_experiments_smoke_run_networks_and_filters_share_the_held_out_images(tmp_path, capsys):
+    data = write_images(tmp_path / 'data' / 'x', 20)
+    experiments = load_experiments()
+    status, out, err = call_main(experiments.main, ['--data-dir', tmp_path / 'data', '--epochs', 1, '--out',
+                                                    tmp_path / 'results', '--only', 'spec', '--filters', 'median 3x3'],
+                                 capsys)
+    assert status == 0, err
+    with open(tmp_path / 'results' / 'results.json') as f:
+        results = json.load(f)
+    assert set(results) == {'machine', 'epochs', 'networks', 'classical'}
+    [network] = results['networks']
+    assert network['name'] == 'spec' and network['held_out_images'] == 2 and network['train_images'] == 18
+    assert network['iterations'] == 1  # 18 images at batch 32: one batch per epoch
+    for key in ('train_l1', 'train_psnr', 'held_out_l1', 'held_out_psnr', 'noisy_psnr', 'parameters', 'wall_seconds'):
+        assert isinstance(network[key], (int, float)), key
+    assert [row['name'] for row in results['classical']] == ['noisy input', 'median 3x3']
+    assert all(row['held_out_set'] == network['held_out_set'] for row in results['classical'])
+    assert results['classical'][0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'])  # the same noisy draw
+    # and that set is asgn6.py's own split of this folder with its seed
+    paths = find_images(tmp_path / 'data')
+    expected = [os.path.basename(paths[i]) for i in held_out_split(len(paths), 0.1, Streams(4680))[1].tolist()]
+    assert network['held_out_set'] == hashlib.sha1('\n'.join(expected).encode()).hexdigest()[:12]
+    assert (tmp_path / 'results' / 'results.md').read_text().count('\n| ') == 4  # header, spec, noisy input, median
+    assert Image.open(tmp_path / 'results' / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
+
+
+def test_numpy_filters_match_scipy():
+    ndimage = pytest.importorskip('scipy.ndimage')
+    experiments = load_experiments()
+    image = np.random.default_rng(0).random((13, 17, 3))
+    for sigma in (0.5, 1.0, 2.0):
+        np.testing.assert_allclose(experiments.gaussian_blur(image, sigma),
+                                   ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0)), atol=1e-12)
+    for size in (3, 5):
+        np.testing.assert_array_equal(experiments.median_filter(image, size),
+                                      ndimage.median_filter(image, size=(size, size, 1)))

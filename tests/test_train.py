@@ -1,14 +1,19 @@
 """asgn6.py end to end on tiny synthetic folders, on the CPU, in seconds."""
+import importlib.util
+import os
+import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 import asgn6
 import models
 import plot_loss
+from run_state import convergence_stats, load_checkpoint, load_model, moving_average
 from conftest import ROOT, train_args, write_images
 
 
@@ -28,11 +33,10 @@ def test_short_run_writes_every_artefact(tmp_path, image_folder):
     assert Image.open(out / 'sample-000004.png').size == (5 * 66 + 2, 3 * 66 + 2)  # clean/noisy/denoised rows
     assert Image.open(out / 'novel-000004.png').size == (5 * 66 + 2, 66 + 2)  # 5 latents fit in one row of 8
     assert (out / 'sample-000009.png').exists() and (out / 'novel-000009.png').exists()  # the last iteration
-    checkpoint = torch.load(out / 'checkpoint.pt', map_location='cpu', weights_only=True)
+    checkpoint = load_checkpoint(out / 'checkpoint.pt')
     assert checkpoint['iteration'] == 9 and checkpoint['losses'] == losses
-    model = models.AutoEncoder(16, 64)
-    model.encoder.load_state_dict(checkpoint['encoder'])
-    model.decoder.load_state_dict(checkpoint['decoder'])
+    model, settings = load_model(out / 'checkpoint.pt', torch.device('cpu'))
+    assert settings['latent_size'] == 16 and isinstance(model, models.AutoEncoder) and not model.training
 
 
 def test_loss_falls_on_a_tiny_fixed_dataset(tmp_path):
@@ -65,10 +69,38 @@ def test_import_has_no_side_effects(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_help_documents_every_flag():
-    for action in asgn6.build_parser()._actions:
-        if action.option_strings and action.dest != 'help':
-            assert action.help and 'default' in action.help, action.dest
+def help_entries(text):
+    """The --help text of a script as {flag: its description}, read as a user reads it."""
+    entries, flag = {}, None
+    for line in text.split('options:', 1)[1].splitlines():
+        match = re.match(r'  (-\S*?)[ ,=]|  (-\S+)$', line)
+        if match:
+            flag = match.group(1) or match.group(2)
+            entries[flag] = line
+        elif flag:
+            entries[flag] += line
+    return entries
+
+
+def load_script(path):
+    """A script of a sub-folder as a module, to call its main() in this process."""
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('script, expected', [('asgn6.py', 18), ('denoise.py', 11), ('plot_loss.py', 6),
+                                              (os.path.join('experiments', 'run_experiments.py'), 7),
+                                              (os.path.join('benchmarks', 'bench_train.py'), 8)])
+def test_help_documents_every_flag_with_its_default(script, expected, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_script(script).main(['--help'])
+    assert exit_.value.code == 0
+    entries = {flag: text for flag, text in help_entries(capsys.readouterr().out).items() if flag != '-h'}
+    assert len(entries) == expected, sorted(entries)
+    for flag, text in entries.items():
+        assert 'default' in text, (script, flag)
 
 
 def test_plot_loss_saves_a_figure_and_prints_the_numbers(tmp_path, capsys):
@@ -85,8 +117,8 @@ def test_plot_loss_saves_a_figure_and_prints_the_numbers(tmp_path, capsys):
 
 def test_convergence_stats_on_a_known_curve():
     losses = np.concatenate([np.full(900, 2.0), np.full(100, 1.0)])
-    stats = plot_loss.convergence_stats(losses, window=1)
+    stats = convergence_stats(losses, window=1)
     assert stats['smoothed_90'] == 2.0 and stats['smoothed_final'] == 1.0
     assert stats['last_10pct_change'] == -0.5
     assert stats['minimum_at'] == 901
-    np.testing.assert_allclose(plot_loss.moving_average(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1, 2, 4, 6])
+    np.testing.assert_allclose(moving_average(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1, 2, 4, 6])

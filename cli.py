@@ -1,0 +1,81 @@
+"""Command-line conventions shared by every script: flag types, the device choice, and one mapping
+from what went wrong to a one-line message and an exit status (2 bad input, 1 failure during the
+work, 128 + N on signal N), so no script prints a traceback for a problem the user can fix.
+"""
+import argparse
+import shlex
+import sys
+
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+
+
+class UsageError(Exception):
+    """A problem with what the user gave us: one line, exit status 2."""
+
+
+class Failure(Exception):
+    """The work itself went wrong (for example the loss diverged): one line, exit status 1."""
+
+
+def positive_int(minimum=1):
+    """An argparse type: an integer of at least `minimum`."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+    return parse
+
+
+def bounded_float(accept, requirement):
+    """An argparse type: a float for which accept(value) holds, else an error that states the requirement."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f'{requirement}, got {text}')
+        return value
+    return parse
+
+
+positive_float = bounded_float(lambda value: value > 0, 'must be positive')
+fraction = bounded_float(lambda value: 0 <= value < 1, 'must be at least 0 and below 1')
+
+
+def add_device_flag(parser):
+    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'],
+                        help='auto picks cuda, then mps, then cpu (default: auto)')
+
+
+def choose_device(name):
+    """cuda, then mps, then cpu for 'auto'; an explicit choice that is not available is an error."""
+    import torch  # here, so that scripts without a model (plot_loss.py) start fast
+    available = {'cpu': True, 'cuda': torch.cuda.is_available(),
+                 'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
+    if name == 'auto':
+        name = next(kind for kind in ('cuda', 'mps', 'cpu') if available[kind])
+    if not available[name]:
+        raise UsageError(f'--device {name}: not available on this machine (try --device auto)')
+    return torch.device(name)
+
+
+def shell_command(script, argv):
+    """The command line that repeats `script argv`, quoted so that it pastes into a shell for any path."""
+    return shlex.join(['python', script, *argv])
+
+
+def report_errors(prog, work):
+    """Run work() and turn the errors a user can act on into one line on stderr and an exit status."""
+    try:
+        return work()
+    except UsageError as error:
+        print(f'{prog}: error: {error}', file=sys.stderr)
+        return EXIT_USAGE
+    except Failure as error:
+        print(f'{prog}: error: {error}', file=sys.stderr)
+        return EXIT_FAILURE

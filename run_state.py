@@ -1,0 +1,161 @@
+"""The state of a training run and the files that hold it: TrainingState (models, optimisers,
+iteration, history, noise generator), the one checkpoint format that saves and restores it and that
+every reader goes through (resume, denoise.py, experiments, tests), the loss file and validation table.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+import models
+from cli import UsageError
+from files import atomic_write, write_text_atomic
+
+CHECKPOINT_NAME = 'checkpoint.pt'
+VALIDATION_NAME = 'validation.csv'
+# a resumed run must agree with its checkpoint on these, or it would not be the same run
+RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level', 'model', 'loss', 'val_split')
+
+
+class Validation(NamedTuple):
+    """One held-out measurement, taken at a save."""
+    iteration: int
+    l1: float
+    psnr: float
+    noisy_psnr: float
+
+
+@dataclass
+class History:
+    """What a run has measured so far: every training loss, and the held-out measurements of each save."""
+    losses: list = field(default_factory=list)
+    validation: list = field(default_factory=list)  # of Validation
+
+
+class TrainingState:
+    """Everything that changes while a run trains; a run restored from its state_dict goes on bit for bit."""
+
+    def __init__(self, model, optimizers, noise_generator, iteration=0, history=None):
+        self.model, self.optimizers, self.noise_generator = model, optimizers, noise_generator
+        self.iteration = iteration  # the last one done
+        self.history = history or History()
+
+    def state_dict(self):
+        encoder_optimizer, decoder_optimizer = self.optimizers
+        return {
+            'encoder': self.model.encoder.state_dict(), 'decoder': self.model.decoder.state_dict(),
+            'encoder_optimizer': encoder_optimizer.state_dict(), 'decoder_optimizer': decoder_optimizer.state_dict(),
+            'iteration': self.iteration, 'losses': list(self.history.losses),
+            'validation': [list(row) for row in self.history.validation],
+            'noise_rng': self.noise_generator.get_state(), 'noise_rng_device': self.noise_generator.device.type,
+            'torch_rng': torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state, reseed_noise):
+        """Restore; reseed_noise(iteration) gives a fresh generator when the saved one is another device's."""
+        self.model.encoder.load_state_dict(state['encoder'])
+        self.model.decoder.load_state_dict(state['decoder'])
+        for optimizer, key in zip(self.optimizers, ('encoder_optimizer', 'decoder_optimizer')):
+            optimizer.load_state_dict(state[key])
+        torch.set_rng_state(state['torch_rng'])
+        if state['noise_rng_device'] == self.noise_generator.device.type:
+            self.noise_generator.set_state(state['noise_rng'])
+        else:  # another kind of device has another kind of generator: the run goes on, not bit for bit
+            print(f'note: checkpoint written on {state["noise_rng_device"]}; the noise will not repeat exactly')
+            self.noise_generator = reseed_noise(state['iteration'])
+        self.iteration = state['iteration']
+        self.history = History(list(state['losses']), [Validation(*row) for row in state.get('validation', [])])
+
+
+# ----------------------------------------------------------------------------- the checkpoint file
+
+def save_checkpoint(path, state, settings, num_images):
+    """The state, the run's settings (a plain dict of its flags) and the dataset size, atomically."""
+    checkpoint = {**state.state_dict(), 'num_images': num_images, 'args': dict(settings)}
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def load_checkpoint(path, flag='--resume'):
+    """Open a checkpoint on the CPU whatever device wrote it; the caller moves what it needs."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UsageError(f'{flag} {path}: no checkpoint there (a run writes one to OUTPUT_DIR/{CHECKPOINT_NAME})')
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # a damaged or foreign file: pickle, zip and torch each raise their own kind
+        raise UsageError(f'{flag} {path}: not a readable checkpoint ({error})')
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('args'), dict):
+        raise UsageError(f'{flag} {path}: not a checkpoint written by asgn6.py')
+    return checkpoint
+
+
+def check_resumable(checkpoint, settings, num_images):
+    """A resumed run must be the same run: same defining settings, same number of images."""
+    saved = checkpoint['args']
+    for key in RESUME_MUST_MATCH:
+        if saved.get(key, settings[key]) != settings[key]:
+            flag = '--' + key.replace('_', '-')
+            raise UsageError(f'--resume: the checkpoint was trained with {flag} {saved[key]}, not {settings[key]}')
+    if checkpoint['num_images'] != num_images:
+        raise UsageError(f'--resume: the checkpoint was trained on {checkpoint["num_images"]} images, '
+                         f'--data-dir {settings["data_dir"]} has {num_images}')
+
+
+def load_model(path, device, flag='--checkpoint'):
+    """(the trained model in eval mode on `device`, the run's settings), from a checkpoint of any device."""
+    checkpoint = load_checkpoint(path, flag)
+    try:
+        settings = checkpoint['args']
+        model = models.build(settings.get('model', 'spec'), settings['latent_size'], settings['image_size'])
+        model.encoder.load_state_dict(checkpoint['encoder'])
+        model.decoder.load_state_dict(checkpoint['decoder'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UsageError(f'{flag} {path}: not a checkpoint of this models.py ({first_line})')
+    return model.to(device).eval(), settings
+
+
+# ----------------------------------------------------------------------------- text files
+
+def save_losses(path, losses):
+    write_text_atomic(path, ''.join(f'{loss!r}\n' for loss in losses))
+
+
+def save_validation(path, rows):
+    header = 'iteration,held_out_l1,held_out_psnr_db,noisy_psnr_db\n'
+    write_text_atomic(path, header + ''.join(
+        f'{row.iteration},{row.l1:.6f},{row.psnr:.4f},{row.noisy_psnr:.4f}\n' for row in rows))
+
+
+def read_losses(path):
+    """One float per line, as asgn6.py writes them."""
+    try:
+        with open(path) as f:
+            losses = np.array([float(line) for line in f if line.strip()])
+    except OSError as error:
+        raise UsageError(f'{path}: {error.strerror}')
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f'{path}: not one number per line ({error})')
+    if losses.size == 0:
+        raise UsageError(f'{path}: no losses in it')
+    return losses
+
+
+def moving_average(values, window):
+    """Trailing mean over `window` values; the first points average what there is so far."""
+    window = max(1, min(window, values.size))
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, values.size + 1), window)
+    return (sums[1:] - sums[np.maximum(np.arange(1, values.size + 1) - window, 0)]) / counts
+
+
+def convergence_stats(losses, window):
+    smooth = moving_average(losses, window)
+    at = {share: smooth[max(int(round(share * losses.size)) - 1, 0)] for share in (0.5, 0.9, 1.0)}
+    return {
+        'iterations': losses.size, 'final': losses[-1], 'minimum': losses.min(),
+        'minimum_at': int(losses.argmin()) + 1, 'smoothed_50': at[0.5], 'smoothed_90': at[0.9],
+        'smoothed_final': at[1.0], 'last_10pct_change': (at[1.0] - at[0.9]) / at[0.9],
+    }

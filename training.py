@@ -1,0 +1,197 @@
+"""Training the auto-encoder: the run's named random streams, the held-out split, the model with its
+optimisers, the step and the batch order (the loop body that asgn6.py and the benchmark both run),
+and held-out evaluation.
+"""
+from typing import NamedTuple
+
+import torch
+
+import models
+from cli import Failure
+from images import add_noise, psnr
+
+
+class Streams:
+    """Every random stream of a run, each seeded from --seed here and nowhere else.
+
+    Separate streams keep each draw independent of the others: holding images out, say, does not
+    change the training noise, and a resumed run can restore each stream on its own.
+    """
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def seed_weights(self):
+        torch.manual_seed(self.seed)  # nn.Module initialisation draws from torch's global generator
+
+    def epoch_order(self, epoch):
+        return torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # a function of (seed, epoch) alone
+
+    def training_noise(self, device, iteration=0):
+        # iteration > 0: a resume whose saved generator belongs to another kind of device
+        return torch.Generator(device=device).manual_seed(self.seed + iteration)
+
+    def user_draws(self, device='cpu'):
+        return torch.Generator(device=device).manual_seed(self.seed)  # denoise.py's noise and latents
+
+    def novel_latents(self):
+        return torch.Generator().manual_seed(self.seed + 1)
+
+    def held_out_split(self):
+        return torch.Generator().manual_seed(self.seed + 2)
+
+    def held_out_noise(self, device):
+        return torch.Generator(device=device).manual_seed(self.seed + 3)
+
+    def training_subset_noise(self, device):
+        return torch.Generator(device=device).manual_seed(self.seed + 4)
+
+
+# ----------------------------------------------------------------------------- data on the device
+
+class HeldOut(NamedTuple):
+    """Images kept out of training, with the one fixed noise draw they are always measured on."""
+    clean: torch.Tensor
+    noisy: torch.Tensor
+    paths: list
+
+    @property
+    def noisy_psnr(self):
+        return psnr(self.noisy, self.clean)
+
+
+def held_out_split(num_images, fraction, streams):
+    """(training, held-out) image indices: a seeded choice, disjoint, each sorted; none held out for 0."""
+    count = 0 if fraction == 0 else max(1, round(num_images * fraction))
+    order = torch.randperm(num_images, generator=streams.held_out_split())
+    return order[count:].sort().values, order[:count].sort().values
+
+
+def split_dataset(images, paths, *, val_split, noise_level, streams, device):
+    """(training images on `device`, their paths, HeldOut or None): the split every user of a run shares."""
+    train_indices, held_out_indices = held_out_split(images.size(0), val_split, streams)
+    train_paths = [paths[i] for i in train_indices.tolist()]
+    if not held_out_indices.numel():
+        return images[train_indices].to(device), train_paths, None
+    clean = images[held_out_indices].to(device)
+    noisy = add_noise(clean, noise_level, streams.held_out_noise(device))
+    return images[train_indices].to(device), train_paths, HeldOut(clean, noisy, [paths[i] for i in held_out_indices])
+
+
+# ----------------------------------------------------------------------------- model and step
+
+def build(model_name, latent_size, image_size, device):
+    """The model on `device` and its two Adams, with the starter's rates: encoder 1e-3, decoder 2e-3."""
+    model = models.build(model_name, latent_size, image_size).to(device)
+    fused = {'fused': True} if device.type == 'cuda' else {}
+    optimizers = [torch.optim.Adam(model.encoder.parameters(), lr=1e-3, betas=(0.5, 0.999), **fused),
+                  torch.optim.Adam(model.decoder.parameters(), lr=2e-3, betas=(0.5, 0.999), **fused)]
+    return model, optimizers
+
+
+def reconstruction_loss(denoised, clean, kind='l1'):
+    error = clean - denoised.float()
+    return error.abs().mean() if kind == 'l1' else (error ** 2).mean()
+
+
+def train_step(model, optimizers, clean, noisy, precision, loss_kind='l1'):
+    """One Adam step on the L1 (or squared) distance between the clean batch and the denoised noisy batch."""
+    with torch.autocast(clean.device.type, dtype=torch.bfloat16, enabled=precision == 'bf16'):
+        denoised = model(noisy)
+    loss = reconstruction_loss(denoised, clean, loss_kind)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    return loss.detach(), denoised.detach()
+
+
+def batches_per_epoch(num_images, batch_size):
+    """Full batches plus the remainder, unless the remainder is one image (BatchNorm cannot train on one)."""
+    batch_size = min(batch_size, num_images)
+    full, rest = divmod(num_images, batch_size)
+    return full + (rest >= 2)
+
+
+def batch_order(num_images, batch_size, streams, first, last, device):
+    """(iteration, indices of its images) for iterations first..last, numbered across epochs from 1."""
+    batch_size, per_epoch = min(batch_size, num_images), batches_per_epoch(num_images, batch_size)
+    order = None
+    for iteration in range(first, last + 1):
+        epoch, index = divmod(iteration - 1, per_epoch)
+        if order is None or index == 0:
+            order = torch.randperm(num_images, generator=streams.epoch_order(epoch)).to(device)
+        yield iteration, order[index * batch_size:(index + 1) * batch_size]
+
+
+class Step(NamedTuple):
+    iteration: int
+    clean: torch.Tensor
+    noisy: torch.Tensor
+    denoised: torch.Tensor
+    loss: torch.Tensor  # still on the device: reading it back every iteration would stall a GPU
+
+
+def steps(state, images, last, *, batch_size, noise_level, precision, loss_kind, streams, step_fn=None):
+    """The body of the training loop, from the iteration after state.iteration to `last`, one Step each.
+
+    step_fn replaces train_step (same arguments), for the benchmark to time the step inside the real loop.
+    """
+    step_fn = step_fn or train_step
+    for iteration, indices in batch_order(images.size(0), batch_size, streams, state.iteration + 1, last,
+                                          images.device):
+        clean = images[indices]
+        noisy = add_noise(clean, noise_level, state.noise_generator)
+        loss, denoised = step_fn(state.model, state.optimizers, clean, noisy, precision, loss_kind)
+        state.iteration = iteration
+        yield Step(iteration, clean, noisy, denoised, loss)
+
+
+class LossBuffer:
+    """The loss tensors of recent iterations, read back to the host together: one device sync per flush."""
+
+    def __init__(self):
+        self.pending, self.first = [], None
+
+    def add(self, step):
+        if not self.pending:
+            self.first = step.iteration
+        self.pending.append(step.loss)
+
+    def flush(self):
+        """The buffered losses as floats; a non-finite one is a Failure naming its iteration."""
+        if not self.pending:
+            return []
+        values = torch.stack(self.pending).tolist()
+        self.pending = []
+        for offset, value in enumerate(values):
+            if value != value or value in (float('inf'), float('-inf')):
+                raise Failure(f'loss is {value} at iteration {self.first + offset}')
+        return values
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def decode_novel(model, latents):
+    """Decode fixed latent vectors in eval mode (BatchNorm running statistics), then back to training."""
+    model.eval()
+    images = model.decode(latents)
+    model.train()
+    return images
+
+
+@torch.no_grad()
+def evaluate(model, clean, noisy):
+    """(L1, PSNR) of the model's output on held-out images, in eval mode, in batches."""
+    was_training = model.training
+    model.eval()
+    denoised = torch.cat([model(batch) for batch in noisy.split(64)]).float()
+    model.train(was_training)
+    return (clean - denoised).abs().mean().item(), psnr(denoised, clean)
+
+
+def novel_latents(count, size, streams, device):
+    """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
+    return (2 * torch.rand(count, size, generator=streams.novel_latents()) - 1).to(device)
