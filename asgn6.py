@@ -13,7 +13,6 @@ continues from.  Ctrl-C stops cleanly after the current iteration.
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -23,10 +22,13 @@ import torch
 import cli
 import models
 import training
-from files import check_writable
+from files import FolderLock, check_can_create, make_folder
 from images import load_dataset, save_grid
-from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, TrainingState, Validation, check_resumable,
-                       load_checkpoint, save_checkpoint, save_losses, save_validation)
+from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, TrainingState, Validation, check_resumable, load_checkpoint,
+                       refuse_to_replace, resume_settings, run_outputs, save_checkpoint, save_losses, save_validation)
+
+
+MEMORY_FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
 
 
 def build_parser():
@@ -59,44 +61,33 @@ def build_parser():
                    'training, chosen by --seed; at every save the PSNR on them (with one fixed noise draw) is '
                    f'added to OUTPUT_DIR/{VALIDATION_NAME}. 0 trains on all, as the assignment does (default: 0)')
     cli.add_device_flag(p)
-    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; bf16 '
-                   'autocast pays off only on hardware with bf16 units (recent GPUs; CPUs with AMX or AVX512-BF16; '
-                   'the README has measurements) (default: fp32)')
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; '
+                   'bf16 autocast pays off only with bf16 arithmetic in hardware: measured 1.43x faster (with '
+                   'channels_last) on a 2-core AMD EPYC with AVX512-BF16, 8-11x slower on one with AVX2 only; see the '
+                   "README's Performance section (default: fp32)")
+    p.add_argument('--memory-format', default='channels_last', choices=list(MEMORY_FORMATS), help='layout of the '
+                   'model and batches in memory. channels_last was no slower than contiguous (NCHW) on any CPU we '
+                   'measured (the README has the numbers); the two give different floats, so a run repeats '
+                   'exactly only with the same format (default: channels_last)')
     p.add_argument('--compile', action='store_true', help='torch.compile the model; needs a C++ compiler on a CPU '
                    '(default: off)')
     p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT', help='continue a run '
-                   f'from CHECKPOINT, or from OUTPUT_DIR/{CHECKPOINT_NAME} when no path is given (default: off)')
+                   f'from CHECKPOINT, or from OUTPUT_DIR/{CHECKPOINT_NAME} when no path is given; flags not given '
+                   "are the checkpoint's run's, and --output-dir is the checkpoint's folder (default: off)")
+    p.add_argument('--overwrite', action='store_true', help='start afresh in an --output-dir or --loss-file that '
+                   "holds another run, deleting that run's checkpoint and grids; without it such a run is refused "
+                   '(default: off)')
     return p
 
 
 def parse_args(argv):
+    """(the flags with their defaults, the names of those given on the command line)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.image_size != 64:
         parser.error("argument --image-size: the assignment's decoder outputs 64x64 images, so it must be 64")
-    return args
-
-
-class StopRequest:
-    """Turns SIGINT / SIGTERM into a flag checked between iterations; a second Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.signum, self.previous = None, {}
-
-    def __enter__(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self.previous[signum] = signal.signal(signum, self.handle)
-        return self
-
-    def handle(self, signum, frame):
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f'\n{signal.Signals(signum).name}: stopping after this iteration (again to stop at once)', flush=True)
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+    parser.set_defaults(**{name: None for name in vars(args)})  # now only the flags given have a value
+    return args, {name for name, value in vars(parser.parse_args(argv)).items() if value is not None}
 
 
 class Progress:
@@ -195,17 +186,28 @@ def last_good_save_kept(loss_file):
         raise cli.Failure(f'{error}; training stopped. {loss_file} and the checkpoint hold the last good save')
 
 
-def run(args, argv):
-    device = cli.choose_device(args.device)
-    check_writable(args.output_dir, '--output-dir')
-    check_writable(os.path.dirname(os.path.abspath(args.loss_file)), '--loss-file')
-    checkpoint = None
+def settings_of_run(args, given):
+    """The run's settings and, with --resume, its checkpoint; a resumed run takes what was not given from it."""
+    settings, checkpoint = dict(vars(args)), None
     if args.resume:
-        checkpoint = load_checkpoint(os.path.join(args.output_dir, CHECKPOINT_NAME) if args.resume == 'auto'
-                                     else args.resume)
-    print(' '.join(f'{key}={value}' for key, value in vars(args).items()), f'| device={device}', flush=True)
-    streams = training.Streams(args.seed)
-    images, paths = load_dataset(args.data_dir, args.image_size)
+        path = os.path.join(args.output_dir, CHECKPOINT_NAME) if args.resume == 'auto' else args.resume
+        checkpoint = load_checkpoint(path)
+        settings, taken = resume_settings(checkpoint['args'], settings, given)
+        if 'output_dir' not in given:
+            settings['output_dir'] = os.path.dirname(path) or '.'
+        if taken:
+            print('from the checkpoint: ' + ' '.join(f'--{key.replace("_", "-")} {value}' for key, value in taken.items()))
+    check_can_create(settings['output_dir'], '--output-dir', is_folder=True)
+    check_can_create(settings['loss_file'], '--loss-file')
+    if not args.resume and not args.overwrite:
+        refuse_to_replace(settings['output_dir'], settings['loss_file'])
+    vars(args).update(settings)
+    return args, checkpoint
+
+
+def load_data(args, streams, device):
+    """(training images on the device, HeldOut or None, number of images) after the checks that need them."""
+    images, paths = load_dataset(args.data_dir, args.image_size, device)
     train_images, _, held_out = training.split_dataset(images, paths, val_split=args.val_split,
                                                        noise_level=args.noise_level, streams=streams, device=device)
     if train_images.size(0) < 2:
@@ -215,31 +217,67 @@ def run(args, argv):
     if args.batch_size > train_images.size(0):
         print(f'note: --batch-size {args.batch_size} is more than the {train_images.size(0)} training images: '
               'one batch per epoch')
+    return train_images, held_out, images.size(0)
 
+
+def start_state(args, checkpoint, streams, device, num_images):
     streams.seed_weights()
-    model, optimizers = training.build(args.model, args.latent_size, args.image_size, device)
+    model, optimizers = training.build(args.model, args.latent_size, args.image_size, device,
+                                       memory_format=MEMORY_FORMATS[args.memory_format])
     state = TrainingState(model, optimizers, streams.training_noise(device))
     if checkpoint is not None:
-        check_resumable(checkpoint, vars(args), images.size(0))
+        check_resumable(checkpoint, vars(args), num_images)
         state.load_state_dict(checkpoint, reseed_noise=lambda iteration: streams.training_noise(device, iteration))
     if args.compile:
         model.compile()
+    return state
+
+
+@contextlib.contextmanager
+def output_claimed(args):
+    """The output folders made and locked for this run; --overwrite clears another run's files first."""
+    make_folder(args.output_dir, '--output-dir')
+    make_folder(os.path.dirname(os.path.abspath(args.loss_file)), '--loss-file')
+    with FolderLock(args.output_dir):
+        if not args.resume:  # checked again under the lock: a run started at the same time may have written since
+            if args.overwrite:
+                removed = run_outputs(args.output_dir)
+                for path in removed:
+                    os.unlink(path)
+                print(f'--overwrite: removed {len(removed)} files of an earlier run from {args.output_dir}')
+            else:
+                refuse_to_replace(args.output_dir, args.loss_file)
+        yield
+
+
+def run(args, given, argv):
+    device = cli.choose_device(args.device)
+    args, checkpoint = settings_of_run(args, given)
+    print(' '.join(f'{key}={value}' for key, value in vars(args).items()), f'| device={device}', flush=True)
+    streams = training.Streams(args.seed)
+    train_images, held_out, num_images = load_data(args, streams, device)
+    state = start_state(args, checkpoint, streams, device, num_images)
     per_epoch = training.batches_per_epoch(train_images.size(0), args.batch_size)
     total = args.epochs * per_epoch
+    if state.iteration >= total:
+        print(f'asgn6.py: the run is already complete at iteration {state.iteration} of {total} (--epochs '
+              f'{args.epochs}); to train on, resume with a larger --epochs')
+        return 0
     print(f'{train_images.size(0)} images from {args.data_dir}, {per_epoch} iterations per epoch, '
           f'starting at iteration {state.iteration + 1}', flush=True)
 
-    with StopRequest() as stop, last_good_save_kept(args.loss_file):
-        train(state, train_images, held_out, files=RunFiles(args.output_dir, args.loss_file, vars(args), images.size(0)),
+    with cli.StopRequest() as stop, output_claimed(args), last_good_save_kept(args.loss_file):
+        train(state, train_images, held_out, files=RunFiles(args.output_dir, args.loss_file, vars(args), num_images),
               step_options=dict(batch_size=args.batch_size, noise_level=args.noise_level, precision=args.precision,
-                                loss_kind=args.loss, streams=streams),
+                                loss_kind=args.loss, streams=streams,
+                                memory_format=MEMORY_FORMATS[args.memory_format]),
               latents=training.novel_latents(args.batch_size, args.latent_size, streams, device),
               total=total, per_epoch=per_epoch, log_interval=args.log_interval, save_interval=args.save_interval,
               stop=stop)
     if stop.signum is not None:
-        command = cli.shell_command('asgn6.py', argv + ([] if args.resume else ['--resume']))
+        resume = argv if args.resume else argv + ['--resume']
         print(f'stopped at iteration {state.iteration}/{total}; {args.loss_file} and checkpoint saved. To continue:\n'
-              f'  {command}', flush=True)
+              f'  {cli.shell_command(os.path.relpath(__file__), [arg for arg in resume if arg != "--overwrite"])}', flush=True)
         return 128 + stop.signum
     print(f'done: {total} iterations; losses in {args.loss_file}, grids and {CHECKPOINT_NAME} in {args.output_dir}')
     return 0
@@ -247,12 +285,10 @@ def run(args, argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    args = parse_args(argv)
-    try:
-        return cli.report_errors('asgn6.py', lambda: run(args, argv))
-    except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last periodic save stands
-        print(f'\nstopped at once; {args.loss_file} and the checkpoint hold the last save', file=sys.stderr)
-        return 130
+    args, given = parse_args(argv)
+    # a second Ctrl-C stops at once; the last periodic save stands
+    return cli.report_errors('asgn6.py', lambda: run(args, given, argv),
+                             interrupted=f'stopped at once; {args.loss_file} and the checkpoint hold the last save')
 
 
 if __name__ == '__main__':

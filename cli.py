@@ -1,12 +1,13 @@
-"""Command-line conventions shared by every script: flag types, the device choice, and one mapping
-from what went wrong to a one-line message and an exit status (2 bad input, 1 failure during the
-work, 128 + N on signal N), so no script prints a traceback for a problem the user can fix.
+"""Command-line conventions shared by every script: flag types, the device choice, stopping cleanly on a
+signal, and one mapping from what went wrong to a one-line message and an exit status (2 bad input,
+1 failure during the work, 128 + N on signal N), so that no script prints a traceback.
 """
 import argparse
 import shlex
+import signal
 import sys
 
-EXIT_USAGE, EXIT_FAILURE = 2, 1
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 128 + 2  # 128 + SIGINT
 
 
 class UsageError(Exception):
@@ -69,8 +70,32 @@ def shell_command(script, argv):
     return shlex.join(['python', script, *argv])
 
 
-def report_errors(prog, work):
-    """Run work() and turn the errors a user can act on into one line on stderr and an exit status."""
+class StopRequest:
+    """Turns SIGINT / SIGTERM into a flag that a loop checks between steps; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signum, self.previous = None, {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f'\n{signal.Signals(signum).name}: stopping after this iteration (again to stop at once)', flush=True)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def report_errors(prog, work, interrupted='stopped'):
+    """Run work() and turn what can go wrong into one line on stderr and the exit status of the
+    convention: 2 for bad input, 1 for a failure during the work (a diverged loss, a full disk, too
+    little memory), 130 for Ctrl-C, where `interrupted` says what was kept."""
     try:
         return work()
     except UsageError as error:
@@ -78,4 +103,14 @@ def report_errors(prog, work):
         return EXIT_USAGE
     except Failure as error:
         print(f'{prog}: error: {error}', file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f'\n{prog}: {interrupted}', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:  # the machine, not the input: a full disk, a folder removed under us
+        where = f'{error.filename}: ' if error.filename else ''
+        print(f'{prog}: error: {where}{error.strerror or error}', file=sys.stderr)
+        return EXIT_FAILURE
+    except MemoryError:
+        print(f'{prog}: error: out of memory', file=sys.stderr)
         return EXIT_FAILURE

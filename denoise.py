@@ -15,14 +15,20 @@ interpolation.png.
 import argparse
 import os
 import sys
+import time
 
+import numpy as np
 import torch
 
 import cli
-from files import check_writable
-from images import add_noise, find_images, load_dataset, psnr, read_image, save_grid
+from files import check_can_create, make_folder
+from images import (MARGIN, TILE, BandedNoise, TiledDenoiser, add_noise, find_images, load_dataset, psnr, read_image,
+                    read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans,
+                    to_unit_range)
 from run_state import CHECKPOINT_NAME, load_model
 from training import Streams
+
+COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
 
 
 def build_parser():
@@ -58,27 +64,86 @@ def image_paths(names):
     return paths
 
 
+def output_file(out, name):
+    """A path in --out, made on the first write, so that a refused run leaves no empty folder behind."""
+    make_folder(out, '--out')
+    return os.path.join(out, name)
+
+
+def stem_of(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
 @torch.no_grad()
-def denoise_files(model, paths, *, image_size, noise_level, generator, out):
+def denoise_resized(model, path, *, image_size, noise_level, generator, out):
+    """The assignment's model: the image resized and cropped to its 64 x 64, noised if asked, denoised."""
+    clean = read_image(path, image_size).unsqueeze(0).to(generator.device)
+    noisy = clean if noise_level is None else add_noise(clean, noise_level, generator)
+    output = model(noisy)
+    row = [clean, output] if noise_level is None else [clean, noisy, output]
+    save_grid(output_file(out, f'{stem_of(path)}-compare.png'), torch.cat(row), images_per_row=len(row))
+    save_grid(output_file(out, f'{stem_of(path)}-denoised.png'), output, images_per_row=1)
+    return None if noise_level is None else (psnr(noisy, clean), psnr(output, clean))
+
+
+class TileProgress:
+    """A progress line every few seconds, once an image has taken more than a few."""
+
+    def __init__(self, path, total, first_after=3.0, every=5.0):
+        self.path, self.total, self.every = path, total, every
+        self.start = time.perf_counter()
+        self.next_report = self.start + first_after
+
+    def __call__(self, done):
+        now = time.perf_counter()
+        if now >= self.next_report and done < self.total:
+            elapsed = now - self.start
+            print(f'{self.path}: {done}/{self.total} tiles, {elapsed:.0f} s, about '
+                  f'{elapsed / done * (self.total - done):.0f} s left', flush=True)
+            self.next_report = now + self.every
+
+
+def denoise_full_size(model, path, *, noise_level, streams, device, out):
+    """A fully convolutional model: the image at its own size, in tiles, in bounded memory."""
+    return_freed_memory()
+    image = read_rgb(path)
+    width, height = image.size
+    noise = None if noise_level is None else BandedNoise(noise_level, streams.noise_band, width)
+    progress = TileProgress(path, len(tile_spans(height, TILE, MARGIN)) * len(tile_spans(width, TILE, MARGIN)))
+    denoiser = TiledDenoiser(model, image, noise=noise, device=device, progress=progress)
+    denoised_path = output_file(out, f'{stem_of(path)}-denoised.png')
+    if height * width <= COMPARE_LIMIT:
+        bands = list(denoiser.bands(keep_noisy=noise is not None))
+        output = np.concatenate([rows for rows, _ in bands])
+        row = [np.asarray(image), output] if noise is None else \
+            [np.asarray(image), np.concatenate([rows for _, rows in bands]), output]
+        save_pixels(output_file(out, f'{stem_of(path)}-compare.png'), side_by_side(row))
+        save_pixels(denoised_path, output)
+    else:  # each band of output rows is compressed into the PNG as soon as it is denoised
+        print(f'note: {path}: no {stem_of(path)}-compare.png for an image over {COMPARE_LIMIT / 1e6:.0f} megapixels')
+        save_png_bands(denoised_path, width, height, (rows for rows, _ in denoiser.bands()))
+    image.close()
+    return None if noise is None else (denoiser.psnr('noisy'), denoiser.psnr('output'))
+
+
+def denoise_files(model, paths, *, image_size, noise_level, streams, device, out):
     """Denoise each image (after adding noise unless noise_level is None); an unreadable one is reported and
-    skipped. Returns how many failed."""
+    skipped. Returns how many were unreadable."""
     failed = 0
     for path in paths:
         try:
-            clean = read_image(path, image_size).unsqueeze(0).to(generator.device)
+            if model.has_latent:
+                gains = denoise_resized(model, path, image_size=image_size, noise_level=noise_level,
+                                        generator=streams.user_draws(device), out=out)
+            else:
+                gains = denoise_full_size(model, path, noise_level=noise_level, streams=streams, device=device,
+                                          out=out)
         except cli.UsageError as error:
             print(f'denoise.py: error: {error}', file=sys.stderr)
             failed += 1
             continue
-        noisy = clean if noise_level is None else add_noise(clean, noise_level, generator)
-        output = model(noisy)
-        stem = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
-        row = [clean, output] if noise_level is None else [clean, noisy, output]
-        save_grid(f'{stem}-compare.png', torch.cat(row), images_per_row=len(row))
-        save_grid(f'{stem}-denoised.png', output, images_per_row=1)
-        gain = ('' if noise_level is None else
-                f' | PSNR noisy {psnr(noisy, clean):.2f} dB -> denoised {psnr(output, clean):.2f} dB')
-        print(f'{path} -> {stem}-denoised.png{gain}')
+        gain = '' if gains is None else f' | PSNR noisy {gains[0]:.2f} dB -> denoised {gains[1]:.2f} dB'
+        print(f'{path} -> {os.path.join(out, stem_of(path))}-denoised.png{gain}')
     return failed
 
 
@@ -86,7 +151,7 @@ def denoise_files(model, paths, *, image_size, noise_level, generator, out):
 def data_gaussian(model, data_dir, image_size, device):
     """Mean and covariance of the encoder's codes of the training images: where real codes live."""
     images, _ = load_dataset(data_dir, image_size)
-    codes = torch.cat([model.encode(batch.to(device)).cpu() for batch in images.split(256)]).double()
+    codes = torch.cat([model.encode(to_unit_range(batch).to(device)).cpu() for batch in images.split(256)]).double()
     mean = codes.mean(0)
     covariance = torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
     return torch.distributions.MultivariateNormal(mean, covariance)
@@ -104,7 +169,7 @@ def generate(model, count, *, latent_size, source, data_dir, image_size, generat
         latents = gaussian.loc + (gaussian.scale_tril @ unit.unsqueeze(-1)).squeeze(-1)
         latents = latents.float().clamp(-1, 1)  # the encoder's Tanh never leaves [-1, 1]
     path = os.path.join(out, 'generated.png')
-    save_grid(path, model.decode(latents.to(device)), images_per_row=8)
+    save_grid(output_file(out, 'generated.png'), model.decode(latents.to(device)), images_per_row=8)
     print(f'{count} images from {source} latents -> {path}')
 
 
@@ -116,7 +181,7 @@ def interpolate(model, first, second, *, steps, image_size, out):
     weights = torch.linspace(0, 1, steps, device=device).unsqueeze(1)
     decoded = model.decode((1 - weights) * start + weights * end)
     path = os.path.join(out, 'interpolation.png')
-    save_grid(path, torch.cat([ends[:1], decoded, ends[1:]]), images_per_row=steps + 2)
+    save_grid(output_file(out, 'interpolation.png'), torch.cat([ends[:1], decoded, ends[1:]]), images_per_row=steps + 2)
     print(f'{first} -> {second} in {steps} steps -> {path}')
 
 
@@ -126,7 +191,7 @@ def run(args):
     if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
         raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {saved["model"]} model has no latent code '
                              'to generate or interpolate from')
-    check_writable(args.out, '--out')
+    check_can_create(args.out, '--out', is_folder=True)
     streams = Streams(args.seed)
     if args.generate is not None:
         generate(model, args.generate, latent_size=saved['latent_size'], source=args.latent_source,
@@ -136,10 +201,9 @@ def run(args):
         interpolate(model, *args.interpolate, steps=args.steps, image_size=saved['image_size'], out=args.out)
     else:
         noise_level = (args.noise_level or saved.get('noise_level', 1.0)) if args.add_noise else None
-        size = saved['image_size'] if model.has_latent else None  # fully convolutional: any size
-        failed = denoise_files(model, image_paths(args.images), image_size=size, noise_level=noise_level,
-                               generator=streams.user_draws(device), out=args.out)
-        return cli.EXIT_FAILURE if failed else 0
+        failed = denoise_files(model, image_paths(args.images), image_size=saved['image_size'],
+                               noise_level=noise_level, streams=streams, device=device, out=args.out)
+        return cli.EXIT_USAGE if failed else 0
     return 0
 
 

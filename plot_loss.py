@@ -27,6 +27,11 @@ def describe(path, stats, window):
             f'| change over the last 10%: {100 * stats["last_10pct_change"]:+.2f}%')
 
 
+def curve_label(label, window, count):
+    """The legend entry: the window actually used, which a short file caps."""
+    return f'{label} (moving average of {min(window, count)})'
+
+
 def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training loss', save=None):
     """The figure: each curve raw and faint, its moving average on top; written to `save`, else shown."""
     import matplotlib
@@ -41,7 +46,7 @@ def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training
         iterations = np.arange(1, losses.size + 1)
         ax.plot(iterations, losses, color=colour, alpha=0.25, linewidth=0.6)
         ax.plot(iterations, moving_average(losses, window), color=colour, linewidth=1.6,
-                label=f'{label} (moving average of {min(window, losses.size)})')
+                label=curve_label(label, window, losses.size))
     ax.set_xlabel('iteration')
     ax.set_ylabel(ylabel)
     if log_y:

@@ -17,6 +17,9 @@ CHECKPOINT_NAME = 'checkpoint.pt'
 VALIDATION_NAME = 'validation.csv'
 # a resumed run must agree with its checkpoint on these, or it would not be the same run
 RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level', 'model', 'loss', 'val_split')
+# what a resumed run never takes from its checkpoint: how to resume, and the machine it runs on
+NOT_RESUMED = ('resume', 'overwrite', 'device', 'compile')
+GRID_PREFIXES = ('sample-', 'novel-')
 
 
 class Validation(NamedTuple):
@@ -84,10 +87,12 @@ def load_checkpoint(path, flag='--resume'):
         raise UsageError(f'{flag} {path}: no checkpoint there (a run writes one to OUTPUT_DIR/{CHECKPOINT_NAME})')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as error:  # a damaged or foreign file: pickle, zip and torch each raise their own kind
-        raise UsageError(f'{flag} {path}: not a readable checkpoint ({error})')
+    except Exception:  # a damaged or foreign file: pickle, zip and torch each raise their own kind, and
+        # torch's text suggests weights_only=False, which would run whatever code the file holds: never that
+        raise UsageError(f'{flag} {path}: not a checkpoint written by asgn6.py (it cannot be read as one)') from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get('args'), dict):
         raise UsageError(f'{flag} {path}: not a checkpoint written by asgn6.py')
+    checkpoint['args'].setdefault('memory_format', 'contiguous')  # the only format before the flag existed
     return checkpoint
 
 
@@ -101,6 +106,36 @@ def check_resumable(checkpoint, settings, num_images):
     if checkpoint['num_images'] != num_images:
         raise UsageError(f'--resume: the checkpoint was trained on {checkpoint["num_images"]} images, '
                          f'--data-dir {settings["data_dir"]} has {num_images}')
+
+
+def resume_settings(saved, settings, given):
+    """The settings of a resumed run: what the user gave, else what the checkpoint's run used.
+    Returns (settings, {name: value} of those taken from the checkpoint that differ from the defaults)."""
+    merged, taken = dict(settings), {}
+    for key, value in saved.items():
+        if key in settings and key not in given and key not in NOT_RESUMED and value != settings[key]:
+            merged[key] = taken[key] = value
+    return merged, taken
+
+
+def run_outputs(output_dir):
+    """The files a run leaves in its output folder: checkpoint, validation table, grids."""
+    if not os.path.isdir(output_dir):
+        return []
+    return sorted(os.path.join(output_dir, name) for name in os.listdir(output_dir)
+                  if name in (CHECKPOINT_NAME, VALIDATION_NAME)
+                  or (name.startswith(GRID_PREFIXES) and name.endswith('.png')))
+
+
+def refuse_to_replace(output_dir, loss_file):
+    """A fresh run must not silently replace another run's outputs or losses."""
+    ways = 'continue it with --resume, write this run elsewhere (a new --output-dir / --loss-file), or --overwrite'
+    outputs = run_outputs(output_dir)
+    if outputs:
+        raise UsageError(f'--output-dir {output_dir} holds another run ({len(outputs)} files, e.g. '
+                         f'{os.path.basename(outputs[0])}): {ways}')
+    if os.path.isfile(loss_file) and os.path.getsize(loss_file) > 0:
+        raise UsageError(f'--loss-file {loss_file} holds another run\'s losses: {ways}')
 
 
 def load_model(path, device, flag='--checkpoint'):

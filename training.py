@@ -8,7 +8,7 @@ import torch
 
 import models
 from cli import Failure
-from images import add_noise, psnr
+from images import add_noise, psnr, to_unit_range
 
 
 class Streams:
@@ -33,6 +33,9 @@ class Streams:
 
     def user_draws(self, device='cpu'):
         return torch.Generator(device=device).manual_seed(self.seed)  # denoise.py's noise and latents
+
+    def noise_band(self, band):
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + band)  # denoise.py's noise on a large image
 
     def novel_latents(self):
         return torch.Generator().manual_seed(self.seed + 1)
@@ -68,21 +71,21 @@ def held_out_split(num_images, fraction, streams):
 
 
 def split_dataset(images, paths, *, val_split, noise_level, streams, device):
-    """(training images on `device`, their paths, HeldOut or None): the split every user of a run shares."""
+    """(training images on `device`, as stored, their paths, HeldOut or None): the split every user of a run shares."""
     train_indices, held_out_indices = held_out_split(images.size(0), val_split, streams)
     train_paths = [paths[i] for i in train_indices.tolist()]
     if not held_out_indices.numel():
         return images[train_indices].to(device), train_paths, None
-    clean = images[held_out_indices].to(device)
+    clean = to_unit_range(images[held_out_indices]).to(device)
     noisy = add_noise(clean, noise_level, streams.held_out_noise(device))
     return images[train_indices].to(device), train_paths, HeldOut(clean, noisy, [paths[i] for i in held_out_indices])
 
 
 # ----------------------------------------------------------------------------- model and step
 
-def build(model_name, latent_size, image_size, device):
+def build(model_name, latent_size, image_size, device, memory_format=torch.contiguous_format):
     """The model on `device` and its two Adams, with the starter's rates: encoder 1e-3, decoder 2e-3."""
-    model = models.build(model_name, latent_size, image_size).to(device)
+    model = models.build(model_name, latent_size, image_size).to(device, memory_format=memory_format)
     fused = {'fused': True} if device.type == 'cuda' else {}
     optimizers = [torch.optim.Adam(model.encoder.parameters(), lr=1e-3, betas=(0.5, 0.999), **fused),
                   torch.optim.Adam(model.decoder.parameters(), lr=2e-3, betas=(0.5, 0.999), **fused)]
@@ -133,15 +136,17 @@ class Step(NamedTuple):
     loss: torch.Tensor  # still on the device: reading it back every iteration would stall a GPU
 
 
-def steps(state, images, last, *, batch_size, noise_level, precision, loss_kind, streams, step_fn=None):
+def steps(state, images, last, *, batch_size, noise_level, precision, loss_kind, streams,
+          memory_format=torch.contiguous_format, step_fn=None):
     """The body of the training loop, from the iteration after state.iteration to `last`, one Step each.
+    `images` may be stored as bytes: each batch becomes [-1, 1] floats when it is taken.
 
     step_fn replaces train_step (same arguments), for the benchmark to time the step inside the real loop.
     """
     step_fn = step_fn or train_step
     for iteration, indices in batch_order(images.size(0), batch_size, streams, state.iteration + 1, last,
                                           images.device):
-        clean = images[indices]
+        clean = to_unit_range(images[indices]).contiguous(memory_format=memory_format)
         noisy = add_noise(clean, noise_level, state.noise_generator)
         loss, denoised = step_fn(state.model, state.optimizers, clean, noisy, precision, loss_kind)
         state.iteration = iteration

@@ -41,10 +41,8 @@ def synchronize(device):
 
 def make_model(seed, device, channels_last=False):
     training.Streams(seed).seed_weights()
-    model, optimizers = training.build('spec', latent_size=128, image_size=64, device=device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model, optimizers
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return training.build('spec', latent_size=128, image_size=64, device=device, memory_format=memory_format)
 
 
 def starter_batches(data_dir, batch_size):
@@ -91,13 +89,12 @@ def starter_mode(data_dir, batch_size, seed, device):
 def asgn6_mode(images, batch_size, seed, device, precision, channels_last=False):
     """One iteration of asgn6.py's loop per call (training.steps, LossBuffer); returns (images, step seconds)."""
     model, optimizers = make_model(seed, device, channels_last)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
     streams = training.Streams(seed)
     state = TrainingState(model, optimizers, streams.training_noise(device))
     core, losses = [0.0], training.LossBuffer()
     loop = training.steps(state, images, last=sys.maxsize, batch_size=batch_size, noise_level=1.0,
                           precision=precision, loss_kind='l1', streams=streams,
+                          memory_format=torch.channels_last if channels_last else torch.contiguous_format,
                           step_fn=timed(training.train_step, device, core))
 
     def step():

@@ -32,7 +32,7 @@ import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import write_text_atomic  # noqa: E402
-from images import add_noise, load_dataset, psnr, save_grid  # noqa: E402
+from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
 from run_state import CHECKPOINT_NAME, load_checkpoint, load_model  # noqa: E402
 
 VAL_SPLIT = 0.1
@@ -61,7 +61,7 @@ def train_variant(name, flags, *, data_dir, epochs, out):
     os.makedirs(folder, exist_ok=True)
     command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', data_dir, '--val-split', str(VAL_SPLIT),
                '--epochs', str(epochs), '--output-dir', folder, '--loss-file', os.path.join(folder, 'loss.txt'),
-               '--log-interval', '50', '--save-interval', '100', '--device', 'cpu', *flags]
+               '--log-interval', '50', '--save-interval', '100', '--device', 'cpu', '--overwrite', *flags]
     print(f'--- {name}: {" ".join(command[1:])}', flush=True)
     start = time.perf_counter()
     with open(os.path.join(folder, 'train.log'), 'w') as log:
@@ -75,7 +75,7 @@ def split_of_run(settings):
     train_images, _, held_out = training.split_dataset(
         images, paths, val_split=settings['val_split'], noise_level=settings['noise_level'],
         streams=training.Streams(settings['seed']), device=torch.device('cpu'))
-    return train_images, held_out
+    return to_unit_range(train_images), held_out
 
 
 def split_digest(held_out):

@@ -1,11 +1,14 @@
 """denoise.py with a checkpoint from a tiny CPU training run."""
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 import asgn6
 import denoise
-from images import psnr
+import models
+from images import BandedNoise, denoise_tiled, psnr, to_uint8
+from training import Streams
 from run_state import load_checkpoint
 from conftest import call_main, train_args, write_images
 
@@ -41,7 +44,7 @@ def test_a_folder_gives_its_images_and_a_bad_file_is_reported(tmp_path, capsys, 
     checkpoint, data = trained
     (tmp_path / 'broken.png').write_text('not an image')
     status, out, err = run(capsys, data, tmp_path / 'broken.png', '--checkpoint', checkpoint, '--out', tmp_path / 'o')
-    assert status == 1
+    assert status == 2  # bad input, after the good images are done
     assert 'broken.png: cannot decode' in err
     assert len(list((tmp_path / 'o').glob('*-denoised.png'))) == 8
     assert Image.open(tmp_path / 'o' / 'img003-compare.png').size == (2 * 66 + 2, 68)  # input, output
@@ -78,3 +81,84 @@ def test_missing_or_incompatible_checkpoint_is_a_clear_error(tmp_path, capsys, t
 def test_exactly_one_mode_is_required(capsys, trained):
     status, out, err = run(capsys, '--checkpoint', trained[0])
     assert status == 2 and 'exactly one' in err
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line_with_no_unsafe_advice(tmp_path, capsys, trained):
+    checkpoint, data = trained
+    status, out, err = run(capsys, data / 'img000.png', '--checkpoint', data / 'img001.png', '--out', tmp_path / 'd')
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert 'not a checkpoint written by asgn6.py' in err and 'weights_only' not in err
+    assert not (tmp_path / 'd').exists()
+
+
+def test_an_unreadable_or_oversized_image_leaves_no_output_folder(tmp_path, capsys, trained, monkeypatch):
+    checkpoint, data = trained
+    (tmp_path / 'junk.png').write_text('not an image')
+    status, out, err = run(capsys, tmp_path / 'junk.png', '--checkpoint', checkpoint, '--out', tmp_path / 'd')
+    assert status == 2 and 'junk.png: cannot decode' in err and 'Traceback' not in err
+    assert not (tmp_path / 'd').exists()
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)  # the same decode path and message as training
+    status, out, err = run(capsys, data / 'img000.png', '--checkpoint', checkpoint, '--out', tmp_path / 'd')
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert f'{data / "img000.png"}: too large (0 megapixels, over the limit of 0 megapixels' in err
+    assert not (tmp_path / 'd').exists()
+
+
+class RecordingUNet(torch.nn.Module):
+    """An untrained U-Net in eval mode that records the size of every input it is given."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.unet, self.sizes = models.UNet().eval(), []
+        for module in self.unet.modules():  # running statistics that are not the identity, as after training
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+
+    def forward(self, x):
+        self.sizes.append(tuple(x.shape[-2:]))
+        return self.unet(x)
+
+
+def test_tiled_denoising_equals_the_whole_image_and_bounds_the_tile_size(capsys):
+    model = RecordingUNet()
+    pixels = np.random.default_rng(0).integers(0, 256, (150, 203, 3), dtype=np.uint8)
+    whole = model(torch.from_numpy(pixels).permute(2, 0, 1).float().unsqueeze(0) / 255 * 2 - 1)
+    model.sizes.clear()
+    progress = denoise.TileProgress('x.png', 20, first_after=0, every=0)
+    tiled = denoise_tiled(model, pixels, device=torch.device('cpu'), tile=48, margin=32, progress=progress)
+    assert len(model.sizes) == 4 * 5 and max(h * w for h, w in model.sizes) <= (48 + 2 * 32) ** 2
+    assert np.abs(tiled.astype(int) - to_uint8(whole[0]).permute(1, 2, 0).numpy()).max() <= 1
+    assert 'x.png: 1/20 tiles' in capsys.readouterr().out  # the progress line of a slow image
+
+
+def test_tiled_noise_is_the_same_whichever_tile_draws_it():
+    noise = BandedNoise(1.0, Streams(4680).noise_band, width=203)
+    clean = torch.zeros(3, 150, 203)
+    whole = noise(clean, 0, 0)
+    part = noise(clean[:, 70:140, 30:100], 70, 30)
+    assert torch.equal(part, whole[:, 70:140, 30:100])
+    assert -1 <= whole.min() < -0.99 and 0.99 < whole.max() <= 1 and 0.45 < whole.abs().mean() < 0.55  # uniform
+
+
+def test_a_unet_denoises_a_large_image_with_added_noise_in_tiles(tmp_path, capsys, monkeypatch):
+    root = tmp_path / 'unet'
+    write_images(root / 'data' / 'x', 8)
+    assert asgn6.main(train_args(root, root / 'data', '--epochs', 1, '--batch-size', 4, '--model', 'unet')) == 0
+    capsys.readouterr()
+    write_images(tmp_path / 'big', 1, size=(700, 530))
+    monkeypatch.setattr(denoise, 'COMPARE_LIMIT', 100_000)  # this image counts as large: no compare image
+    status, out, err = run(capsys, tmp_path / 'big' / 'img000.png', '--checkpoint', root / 'out' / 'checkpoint.pt',
+                           '--out', tmp_path / 'd', '--add-noise')
+    assert status == 0, err
+    assert Image.open(tmp_path / 'd' / 'img000-denoised.png').size == (700, 530)
+    assert not (tmp_path / 'd' / 'img000-compare.png').exists() and 'no img000-compare.png' in out
+    assert 'PSNR noisy' in out
+    monkeypatch.setattr(denoise, 'COMPARE_LIMIT', 10 ** 9)  # the same image held whole: the same output
+    status, again, err = run(capsys, tmp_path / 'big' / 'img000.png', '--checkpoint', root / 'out' / 'checkpoint.pt',
+                             '--out', tmp_path / 'e', '--add-noise')
+    assert status == 0 and again.strip().split('|')[1:] == out.strip().splitlines()[-1].split('|')[1:]  # same PSNRs
+    assert np.array_equal(np.asarray(Image.open(tmp_path / 'd' / 'img000-denoised.png')),
+                          np.asarray(Image.open(tmp_path / 'e' / 'img000-denoised.png')))
+    assert Image.open(tmp_path / 'e' / 'img000-compare.png').size == (3 * 702 + 2, 534)

@@ -254,4 +254,4 @@ def test_resume_without_a_checkpoint_or_with_other_settings_is_a_usage_error(tmp
     assert_usage_error(status, err, '--latent-size 16')
     (tmp_path / 'junk.pt').write_text('not a checkpoint')
     status, out, err = run_main(capsys, train_args(tmp_path, image_folder, *TINY, '--resume', tmp_path / 'junk.pt'))
-    assert_usage_error(status, err, 'not a readable checkpoint')
+    assert_usage_error(status, err, 'not a checkpoint written by asgn6.py')

@@ -90,9 +90,10 @@ def load_script(path):
     return module
 
 
-@pytest.mark.parametrize('script, expected', [('asgn6.py', 18), ('denoise.py', 11), ('plot_loss.py', 6),
+@pytest.mark.parametrize('script, expected', [('asgn6.py', 20), ('denoise.py', 11), ('plot_loss.py', 6),
                                               (os.path.join('experiments', 'run_experiments.py'), 7),
-                                              (os.path.join('benchmarks', 'bench_train.py'), 8)])
+                                              (os.path.join('benchmarks', 'bench_train.py'), 8),
+                                              (os.path.join('benchmarks', 'bench_denoise.py'), 5)])
 def test_help_documents_every_flag_with_its_default(script, expected, capsys):
     with pytest.raises(SystemExit) as exit_:
         load_script(script).main(['--help'])

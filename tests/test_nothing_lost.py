@@ -1,0 +1,249 @@
+"""Nothing a user has made is lost, no input gives a traceback: protected runs, the run lock, resumes that
+take their settings from the checkpoint, quoted resume commands, file modes, one exit-status convention."""
+import os
+import shlex
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import asgn6
+import denoise
+import images
+import plot_loss
+from conftest import ROOT, call_main, train_args, write_images
+from files import LOCK_NAME
+from run_state import load_checkpoint
+
+TINY = ('--latent-size', 16, '--batch-size', 4, '--log-interval', 1)
+
+
+def one_error_line(err, prog='asgn6.py'):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f'{prog}: error: '), err
+    assert 'Traceback' not in err
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- a finished run is never replaced
+
+def test_a_fresh_run_into_another_runs_folder_is_refused_and_overwrite_replaces_it(tmp_path, capsys, image_folder):
+    assert call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 3, *TINY), capsys)[0] == 0
+    out = tmp_path / 'out'
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert 'sample-000009.png' in before
+    status, _, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
+    assert status == 2
+    line = one_error_line(err)
+    assert '--resume' in line and '--output-dir' in line and '--overwrite' in line
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before  # untouched
+
+    status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY,
+                                                            '--overwrite'), capsys)
+    assert status == 0, err
+    assert sorted(os.listdir(out)) == ['checkpoint.pt', 'loss.txt', 'novel-000003.png', 'sample-000003.png']
+    assert load_checkpoint(out / 'checkpoint.pt')['iteration'] == 3
+
+
+def test_a_loss_file_of_another_run_is_protected_too(tmp_path, capsys, image_folder):
+    shared_loss = tmp_path / 'loss.txt'
+    first = ['--data-dir', image_folder, '--output-dir', tmp_path / 'a', '--loss-file', shared_loss, '--epochs', 1,
+             *TINY]
+    assert call_main(asgn6.main, first, capsys)[0] == 0
+    losses = shared_loss.read_text()
+    second = ['--data-dir', image_folder, '--output-dir', tmp_path / 'b', '--loss-file', shared_loss, '--epochs', 1,
+              *TINY]
+    status, _, err = call_main(asgn6.main, second, capsys)
+    assert status == 2 and '--loss-file' in one_error_line(err)
+    assert shared_loss.read_text() == losses and not (tmp_path / 'b').exists()
+
+
+# ----------------------------------------------------------------------------- one run at a time in a folder
+
+def test_a_run_is_refused_while_another_holds_the_folder_and_a_dead_ones_lock_is_taken_over(tmp_path, capsys,
+                                                                                            image_folder):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / LOCK_NAME).write_text(f'{os.getpid()}\n')  # a live process: this one
+    status, _, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
+    assert status == 2 and f'another run (process {os.getpid()})' in one_error_line(err)
+    assert os.listdir(out) == [LOCK_NAME]
+
+    gone = subprocess.Popen([sys.executable, '-c', 'pass'])
+    gone.wait()
+    (out / LOCK_NAME).write_text(f'{gone.pid}\n')
+    status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
+    assert status == 0, err
+    assert f'taking over the lock of process {gone.pid}' in printed
+    assert not (out / LOCK_NAME).exists()  # released at the end
+
+
+def test_two_runs_started_together_one_is_refused(tmp_path, image_folder):
+    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder, '--epochs', 4,
+                                                                        *map(str, TINY))]
+    runs = [subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert 'another run' in refused or 'holds another run' in refused
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 12
+
+
+# ----------------------------------------------------------------------------- resuming
+
+def test_resume_takes_the_paths_and_settings_it_is_not_given_from_the_checkpoint(tmp_path, capsys, image_folder,
+                                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = ['--data-dir', image_folder, '--output-dir', 'x', '--loss-file', 'x/losses.txt', '--epochs', 1,
+             '--save-interval', 2, *TINY]
+    assert call_main(asgn6.main, first, capsys)[0] == 0
+    status, printed, err = call_main(asgn6.main, ['--output-dir', 'x', '--epochs', 2, '--resume'], capsys)
+    assert status == 0, err
+    assert '--loss-file x/losses.txt' in printed and f'--data-dir {image_folder}' in printed
+    assert '--latent-size 16' in printed and '--save-interval 2' in printed
+    assert not (tmp_path / 'loss.txt').exists()
+    assert len((tmp_path / 'x' / 'losses.txt').read_text().splitlines()) == 6
+    assert (tmp_path / 'x' / 'sample-000004.png').exists()  # the saved --save-interval 2
+
+
+def test_resume_of_a_complete_run_says_so_and_how_to_extend_it(tmp_path, capsys, image_folder):
+    assert call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 2, *TINY), capsys)[0] == 0
+    losses = (tmp_path / 'out' / 'loss.txt').read_bytes()
+    status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY,
+                                                            '--resume'), capsys)
+    assert status == 0, err
+    [line] = [line for line in printed.splitlines() if 'already' in line]
+    assert 'already complete at iteration 6 of 3' in line and '--epochs' in line
+    assert 'Iteration' not in printed
+    assert (tmp_path / 'out' / 'loss.txt').read_bytes() == losses
+
+
+def test_the_printed_resume_command_pastes_into_a_shell_for_any_path(tmp_path, image_folder):
+    odd = tmp_path / "a b'c \u00e9"
+    os.rename(image_folder, odd)
+    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', str(odd), '--output-dir', str(odd / 'out'),
+            '--loss-file', str(odd / 'out' / 'loss.txt'), '--epochs', 10, *TINY]
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1',
+           'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
+    process = subprocess.Popen(list(map(str, argv)), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    for line in process.stdout:
+        if 'Iteration [     3/' in line:
+            process.send_signal(signal.SIGINT)
+            break
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    command = out.strip().splitlines()[-1].strip()
+    assert command.startswith('python ') and '--resume' in command and shlex.split(command)[3] == str(odd)
+    resumed = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len((odd / 'out' / 'loss.txt').read_text().splitlines()) == 30
+
+
+# ----------------------------------------------------------------------------- what gets created, and its mode
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o077, 0o600)])
+def test_artefacts_get_the_mode_a_plain_open_would_give(tmp_path, capsys, image_folder, umask, mode):
+    old = os.umask(umask)
+    try:
+        assert call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)[0] == 0
+    finally:
+        os.umask(old)
+    files = sorted((tmp_path / 'out').iterdir())
+    assert len(files) == 4
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {path.name: oct(mode) for path in files}
+
+
+def test_an_unwritable_loss_file_is_named_and_nothing_is_created(tmp_path, capsys, image_folder):
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('')
+    argv = ['--data-dir', image_folder, '--output-dir', tmp_path / 'new-out', '--loss-file', blocker / 'loss.txt',
+            *TINY]
+    status, _, err = call_main(asgn6.main, argv, capsys)
+    assert status == 2 and f'--loss-file {blocker / "loss.txt"}' in one_error_line(err)
+    assert not (tmp_path / 'new-out').exists()
+    argv = ['--data-dir', tmp_path / 'missing', '--output-dir', tmp_path / 'new-out', *TINY]
+    assert call_main(asgn6.main, argv, capsys)[0] == 2
+    assert not (tmp_path / 'new-out').exists()  # a bad --data-dir leaves no empty output folder either
+
+
+# ----------------------------------------------------------------------------- images: large, animated
+
+def test_an_image_over_the_decompression_bomb_limit_is_one_line_naming_file_and_limit(tmp_path, capsys,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)  # a 64x64 image is then over twice the limit
+    write_images(tmp_path / 'data' / 'x', 3)
+    big = tmp_path / 'data' / 'x' / 'img000.png'
+    status, out, err = call_main(asgn6.main, train_args(tmp_path, tmp_path / 'data', '--epochs', 1, *TINY), capsys)
+    assert status == 2  # all three are too large: nothing left to train on
+    assert f'skipping {big}: too large (0 megapixels, over the limit of 0 megapixels' in err
+    assert 'Traceback' not in err and 'DecompressionBomb' not in err
+
+
+def test_decoding_says_in_one_line_when_an_image_is_very_large_or_animated(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 3000)  # 64x64 = 4096: over the limit, under twice it
+    write_images(tmp_path, 1)
+    images.load_image(tmp_path / 'img000.png', 64)
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'a very large image; reading it anyway' in err
+    frames = [Image.new('RGB', (32, 32), colour) for colour in ('red', 'blue', 'green')]
+    frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:])
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 10 ** 8)
+    assert images.load_image(tmp_path / 'anim.gif', 64).getpixel((5, 5))[0] > 200  # red: the first frame
+    assert f'{tmp_path / "anim.gif"}: has 3 frames; using the first' in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- plot_loss.py
+
+def test_plot_loss_save_problems_are_one_line_errors_with_status_2(tmp_path, capsys, monkeypatch):
+    losses = tmp_path / 'loss.txt'
+    losses.write_text(''.join(f'{0.5 - i / 100}\n' for i in range(24)))
+    for save, words in ((tmp_path / 'nonexistent' / 'x.png', 'no such folder'),
+                        (tmp_path / 'loss.xyz', "unknown figure format 'xyz'")):
+        status, out, err = call_main(plot_loss.main, [losses, '--save', save], capsys)
+        assert status == 2 and words in one_error_line(err, 'plot_loss.py')
+        assert not save.exists()
+    monkeypatch.setenv('MPLBACKEND', 'agg')  # what a machine without a display gets
+    status, out, err = call_main(plot_loss.main, [losses], capsys)
+    assert status == 2 and '--save' in one_error_line(err, 'plot_loss.py')
+    status, out, err = call_main(plot_loss.main, [tmp_path / 'missing.txt', '--save', tmp_path / 'x.png'], capsys)
+    assert status == 2 and 'missing.txt' in one_error_line(err, 'plot_loss.py')
+
+
+def test_plot_loss_states_the_window_it_used(tmp_path, capsys):
+    losses = tmp_path / 'loss.txt'
+    losses.write_text(''.join(f'{0.5 - i / 100}\n' for i in range(24)))
+    status, out, err = call_main(plot_loss.main, [losses, '--save', tmp_path / 'x.png'], capsys)  # window 200
+    assert status == 0 and 'smoothed (window 24)' in out
+    assert plot_loss.curve_label('loss.txt', 200, 24) == 'loss.txt (moving average of 24)'
+    assert plot_loss.curve_label('loss.txt', 10, 24) == 'loss.txt (moving average of 10)'
+
+
+# ----------------------------------------------------------------------------- one exit-status convention
+
+def test_bad_input_is_status_2_in_every_script(tmp_path, capsys):
+    junk = tmp_path / 'junk.png'
+    junk.write_text('not an image')
+    for main, argv, prog in ((asgn6.main, ['--data-dir', tmp_path / 'none'], 'asgn6.py'),
+                             (plot_loss.main, [tmp_path / 'none.txt'], 'plot_loss.py')):
+        status, _, err = call_main(main, argv, capsys)
+        assert status == 2 and one_error_line(err, prog)
+    status, _, err = call_main(denoise.main, [junk, '--checkpoint', junk, '--out', tmp_path / 'd'], capsys)
+    assert status == 2 and one_error_line(err, 'denoise.py')
+    assert not (tmp_path / 'd').exists()
+
+
+def test_a_checkpoint_from_before_memory_formats_resumes_in_the_contiguous_format(tmp_path, capsys, image_folder):
+    argv = train_args(tmp_path, image_folder, '--epochs', 1, '--memory-format', 'contiguous', *TINY)
+    assert call_main(asgn6.main, argv, capsys)[0] == 0
+    checkpoint = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')
+    del checkpoint['args']['memory_format']  # as the code before --memory-format wrote it
+    torch.save(checkpoint, tmp_path / 'out' / 'checkpoint.pt')
+    status, printed, err = call_main(asgn6.main, ['--output-dir', tmp_path / 'out', '--epochs', 2, '--resume'], capsys)
+    assert status == 0, err
+    assert '--memory-format contiguous' in printed.splitlines()[0]
