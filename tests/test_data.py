@@ -1,6 +1,5 @@
 """The dataset is kept as bytes, decoded in parallel with a progress line, and refused before decoding
 when it cannot fit; every batch is the same floats as before."""
-import numpy as np
 import pytest
 import torch
 
