@@ -24,8 +24,9 @@ import models
 import training
 from files import FolderLock, check_can_create, make_folder
 from images import load_dataset, save_grid
-from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, TrainingState, Validation, check_resumable, load_checkpoint,
-                       refuse_to_replace, resume_settings, run_outputs, save_checkpoint, save_losses, save_validation)
+from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, TrainingState, Validation, check_resumable, check_trainable,
+                       load_checkpoint, refuse_to_replace, resume_settings, run_outputs, save_checkpoint, save_losses,
+                       save_validation)
 
 
 MEMORY_FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
@@ -54,12 +55,17 @@ def build_parser():
                    'clamping to [-1, 1]; 1 is the assignment\'s (default: 1.0)')
     p.add_argument('--model', default='spec', choices=models.MODEL_NAMES, help="spec: the assignment's "
                    'auto-encoder; conv-encoder: a convolutional encoder in place of the MLP; unet: a small '
-                   'U-Net with skip connections and no bottleneck (Q3f experiments) (default: spec)')
+                   'U-Net with skip connections and no bottleneck; residual-unet: a wider U-Net on a half-resolution '
+                   'view that predicts the noise, the stronger denoiser (Q3f experiments) (default: spec)')
     p.add_argument('--loss', default='l1', choices=['l1', 'mse'], help="training loss; l1 is the assignment's "
                    '(default: l1)')
+    p.add_argument('--lr-schedule', default='constant', choices=['constant', 'cosine'], help="constant: the "
+                   "starter's rates throughout; cosine: they fall along half a cosine to nearly 0 at the last "
+                   'iteration of --epochs (default: constant)')
     p.add_argument('--val-split', type=cli.fraction, default=0.0, help='fraction of the images held out from '
-                   'training, chosen by --seed; at every save the PSNR on them (with one fixed noise draw) is '
-                   f'added to OUTPUT_DIR/{VALIDATION_NAME}. 0 trains on all, as the assignment does (default: 0)')
+                   'training, chosen by --seed; at every save the PSNR on them, and on as many training images, '
+                   f'each in eval mode with one fixed noise draw, is added to OUTPUT_DIR/{VALIDATION_NAME}. 0 trains '
+                   'on all, as the assignment does (default: 0)')
     cli.add_device_flag(p)
     p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; '
                    'bf16 autocast pays off only with bf16 arithmetic in hardware: measured 1.43x faster (with '
@@ -150,14 +156,18 @@ class RunFiles:
         save_checkpoint(os.path.join(self.output_dir, CHECKPOINT_NAME), state, self.settings, self.num_images)
 
 
-def measure_held_out(state, held_out):
+def measure(state, measured):
+    """Held-out and training PSNR, taken the same way (eval mode, fixed noise, same number of images)."""
+    held_out, probe = measured
     l1, psnr_db = training.evaluate(state.model, held_out.clean, held_out.noisy)
-    row = Validation(state.iteration, l1, psnr_db, held_out.noisy_psnr)
+    train_l1, train_psnr = training.evaluate(state.model, probe.clean, probe.noisy)
+    row = Validation(state.iteration, l1, psnr_db, held_out.noisy_psnr, train_l1, train_psnr, probe.noisy_psnr)
     state.history.validation.append(row)
-    print(f'held out: L1 {row.l1:.4f} | PSNR {row.psnr:.2f} dB (noisy input {row.noisy_psnr:.2f} dB)', flush=True)
+    print(f'held out: L1 {row.l1:.4f} | PSNR {row.psnr:.2f} dB (noisy input {row.noisy_psnr:.2f} dB) | '
+          f'training images: PSNR {row.train_psnr:.2f} dB (noisy {row.train_noisy_psnr:.2f} dB)', flush=True)
 
 
-def train(state, images, held_out, *, files, step_options, latents, total, per_epoch, log_interval, save_interval,
+def train(state, images, measured, *, files, step_options, latents, total, per_epoch, log_interval, save_interval,
           stop):
     """Iterations after state.iteration up to `total` (numbered across epochs from 1, as in the starter)."""
     progress, losses = Progress(state.iteration + 1, total, per_epoch), training.LossBuffer()
@@ -170,8 +180,8 @@ def train(state, images, held_out, *, files, step_options, latents, total, per_e
         if due.log:
             progress.report(step.iteration, state.history.losses[-1])
         if due.save:
-            if held_out is not None:
-                measure_held_out(state, held_out)
+            if measured is not None:
+                measure(state, measured)
             files.save(state, grids=(step, latents) if due.grids else None)
         if stopping:
             break
@@ -192,6 +202,7 @@ def settings_of_run(args, given):
     if args.resume:
         path = os.path.join(args.output_dir, CHECKPOINT_NAME) if args.resume == 'auto' else args.resume
         checkpoint = load_checkpoint(path)
+        check_trainable(checkpoint, path)
         settings, taken = resume_settings(checkpoint['args'], settings, given)
         if 'output_dir' not in given:
             settings['output_dir'] = os.path.dirname(path) or '.'
@@ -206,18 +217,23 @@ def settings_of_run(args, given):
 
 
 def load_data(args, streams, device):
-    """(training images on the device, HeldOut or None, number of images) after the checks that need them."""
+    """(training images on the device, (held-out, training probe) or None, number of images), checked."""
     images, paths = load_dataset(args.data_dir, args.image_size, device)
-    train_images, _, held_out = training.split_dataset(images, paths, val_split=args.val_split,
+    train_images, train_paths, held_out = training.split_dataset(images, paths, val_split=args.val_split,
                                                        noise_level=args.noise_level, streams=streams, device=device)
     if train_images.size(0) < 2:
         raise cli.UsageError(f'--val-split {args.val_split}: leaves {train_images.size(0)} training image(s); need 2')
+    measured = None
     if held_out is not None:
-        print(f'holding out {held_out.clean.size(0)} of {images.size(0)} images (chosen by --seed {args.seed})')
+        count = held_out.clean.size(0)
+        print(f'holding out {count} of {images.size(0)} images (chosen by --seed {args.seed}); at every save '
+              f'they are measured with {count} of the training images')
+        measured = held_out, training.training_probe(train_images, train_paths, count, noise_level=args.noise_level,
+                                                     streams=streams, device=device)
     if args.batch_size > train_images.size(0):
         print(f'note: --batch-size {args.batch_size} is more than the {train_images.size(0)} training images: '
               'one batch per epoch')
-    return train_images, held_out, images.size(0)
+    return train_images, measured, images.size(0)
 
 
 def start_state(args, checkpoint, streams, device, num_images):
@@ -255,7 +271,7 @@ def run(args, given, argv):
     args, checkpoint = settings_of_run(args, given)
     print(' '.join(f'{key}={value}' for key, value in vars(args).items()), f'| device={device}', flush=True)
     streams = training.Streams(args.seed)
-    train_images, held_out, num_images = load_data(args, streams, device)
+    train_images, measured, num_images = load_data(args, streams, device)
     state = start_state(args, checkpoint, streams, device, num_images)
     per_epoch = training.batches_per_epoch(train_images.size(0), args.batch_size)
     total = args.epochs * per_epoch
@@ -267,10 +283,11 @@ def run(args, given, argv):
           f'starting at iteration {state.iteration + 1}', flush=True)
 
     with cli.StopRequest() as stop, output_claimed(args), last_good_save_kept(args.loss_file):
-        train(state, train_images, held_out, files=RunFiles(args.output_dir, args.loss_file, vars(args), num_images),
+        train(state, train_images, measured, files=RunFiles(args.output_dir, args.loss_file, vars(args), num_images),
               step_options=dict(batch_size=args.batch_size, noise_level=args.noise_level, precision=args.precision,
                                 loss_kind=args.loss, streams=streams,
-                                memory_format=MEMORY_FORMATS[args.memory_format]),
+                                memory_format=MEMORY_FORMATS[args.memory_format],
+                                schedule=training.cosine_schedule(total) if args.lr_schedule == 'cosine' else None),
               latents=training.novel_latents(args.batch_size, args.latent_size, streams, device),
               total=total, per_epoch=per_epoch, log_interval=args.log_interval, save_interval=args.save_interval,
               stop=stop)

@@ -22,21 +22,24 @@ import torch
 
 import cli
 from files import check_can_create, make_folder
-from images import (MARGIN, TILE, BandedNoise, TiledDenoiser, add_noise, find_images, load_dataset, psnr, read_image,
+from images import (TILE, BandedNoise, TiledDenoiser, add_noise, find_images, load_dataset, psnr, read_image,
                     read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans,
                     to_unit_range)
-from run_state import CHECKPOINT_NAME, load_model
+from run_state import CHECKPOINT_NAME, load_checkpoint, model_of
 from training import Streams
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
+DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
+SHIPPED_SPEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights', 'spec.pt')
 
 
 def build_parser():
     p = argparse.ArgumentParser(prog='denoise.py', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('images', nargs='*', metavar='IMAGE', help='image files or folders of images to denoise')
-    p.add_argument('--checkpoint', default=os.path.join('samples', CHECKPOINT_NAME),
-                   help='checkpoint written by asgn6.py (default: samples/checkpoint.pt)')
+    p.add_argument('--checkpoint', help='checkpoint written by asgn6.py, or shipped weights such as '
+                   f'weights/residual-unet.pt (default: {DEFAULT_CHECKPOINT} if a run has written it, else the '
+                   'shipped weights/spec.pt)')
     p.add_argument('--out', default='denoised', help='folder for the output PNGs (default: denoised)')
     p.add_argument('--add-noise', action='store_true', help="add the training noise first and print PSNRs "
                    'against the clean input (default: denoise the image as given)')
@@ -109,7 +112,8 @@ def denoise_full_size(model, path, *, noise_level, streams, device, out):
     image = read_rgb(path)
     width, height = image.size
     noise = None if noise_level is None else BandedNoise(noise_level, streams.noise_band, width)
-    progress = TileProgress(path, len(tile_spans(height, TILE, MARGIN)) * len(tile_spans(width, TILE, MARGIN)))
+    margin = model.tile_context
+    progress = TileProgress(path, len(tile_spans(height, TILE, margin)) * len(tile_spans(width, TILE, margin)))
     denoiser = TiledDenoiser(model, image, noise=noise, device=device, progress=progress)
     denoised_path = output_file(out, f'{stem_of(path)}-denoised.png')
     if height * width <= COMPARE_LIMIT:
@@ -185,9 +189,26 @@ def interpolate(model, first, second, *, steps, image_size, out):
     print(f'{first} -> {second} in {steps} steps -> {path}')
 
 
+def choose_weights(checkpoint):
+    """--checkpoint as given; else your own run's model; else the shipped one, so denoising works before training."""
+    if checkpoint is not None:
+        return checkpoint
+    if os.path.exists(DEFAULT_CHECKPOINT):
+        return DEFAULT_CHECKPOINT
+    if os.path.exists(SHIPPED_SPEC):
+        return SHIPPED_SPEC
+    raise cli.UsageError(f'no model: train one with `python asgn6.py` (it writes {DEFAULT_CHECKPOINT}) or give '
+                         '--checkpoint FILE')
+
+
 def run(args):
     device = cli.choose_device(args.device)
-    model, saved = load_model(args.checkpoint, device)
+    args.checkpoint = choose_weights(args.checkpoint)
+    checkpoint = load_checkpoint(args.checkpoint, '--checkpoint')
+    model, saved = model_of(checkpoint, device, args.checkpoint)
+    origin = f', trained by `{checkpoint["command"]}`' if checkpoint.get('command') else ''
+    print(f'model: {args.checkpoint} ({saved.get("model", "spec")} after {checkpoint.get("iteration", "?")} '
+          f'iterations{origin})', flush=True)
     if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
         raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {saved["model"]} model has no latent code '
                              'to generate or interpolate from')

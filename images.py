@@ -18,9 +18,10 @@ from PIL import Image, ImageOps
 from cli import UsageError
 from files import atomic_write
 
-# a fully convolutional model denoises in tiles of TILE pixels, each read with MARGIN pixels of context on
-# every side that are then dropped: wider than the U-Net's receptive field, so tiles join without a seam
-TILE, MARGIN = 512, 32
+# a fully convolutional model denoises in tiles of TILE pixels, each read with the model's tile_context
+# pixels of context on every side that are then dropped: wider than its receptive field, so tiles join
+# without a seam
+TILE = 512
 NOISE_BAND = 64  # rows of noise drawn together, so that a tile's noise is the same whichever tile asks
 PARALLEL_FROM = 2000  # images: below this, starting worker processes costs more than it saves
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm', '.pgm')
@@ -290,9 +291,9 @@ def save_grid(path, images, images_per_row):
 # ----------------------------------------------------------------------------- large images in tiles
 
 def tile_spans(length, tile, margin):
-    """(kept start, kept end, read start, read end) along one axis; read starts are multiples of 4, as the
-    U-Net's two halvings need for its grid to line up with the whole image's."""
-    assert tile % 4 == 0 and margin % 4 == 0
+    """(kept start, kept end, read start, read end) along one axis; read starts are multiples of 8, so that
+    the U-Nets' halvings (three for the residual U-Net, with its unshuffle) line up with the whole image's."""
+    assert tile % 8 == 0 and margin % 8 == 0
     return [(start, min(start + tile, length), max(0, start - margin), min(length, start + tile + margin))
             for start in range(0, length, tile)]
 
@@ -339,9 +340,9 @@ class TiledDenoiser:
     bands() yields the output rows (and the noisy input's, if asked) as uint8 as each band is finished, so
     that a caller can write them out and only one band is ever held; the PSNRs are known at the end."""
 
-    def __init__(self, model, image, *, noise=None, device, tile=TILE, margin=MARGIN, progress=None):
+    def __init__(self, model, image, *, noise=None, device, tile=TILE, margin=None, progress=None):
         self.model, self.image, self.noise, self.device = model, image, noise, device
-        self.tile, self.margin, self.progress = tile, margin, progress
+        self.tile, self.margin, self.progress = tile, margin or model.tile_context, progress
         self.width, self.height = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
         self.errors = {'noisy': 0.0, 'output': 0.0}
 

@@ -118,14 +118,16 @@ class ConvEncoder(nn.Module):
 
 
 class UNetEncoder(nn.Module):
-    """The contracting path: full, half and quarter resolution; every scale is kept for the skips."""
+    """The contracting path: two convolutions at each scale, halving the size between scales; every scale
+    is kept for the skips."""
 
-    def __init__(self, width=32):
+    def __init__(self, widths=(32, 64, 128), in_channels=3):
         super().__init__()
-        w = width
-        self.stages = nn.ModuleList([nn.Sequential(conv_block(3, w), conv_block(w, w)),                    # w x 64 x 64
-                                     nn.Sequential(conv_block(w, 2 * w, 2), conv_block(2 * w, 2 * w)),      # 2w x 32 x 32
-                                     nn.Sequential(conv_block(2 * w, 4 * w, 2), conv_block(4 * w, 4 * w))])  # 4w x 16 x 16
+        stages, previous = [], in_channels
+        for index, width in enumerate(widths):
+            stages.append(nn.Sequential(conv_block(previous, width, 1 if index == 0 else 2), conv_block(width, width)))
+            previous = width
+        self.stages = nn.ModuleList(stages)
 
     def forward(self, x):
         features = []
@@ -138,12 +140,12 @@ class UNetEncoder(nn.Module):
 class UNetDecoder(nn.Module):
     """The expanding path: up-sample, concatenate the skip of the same scale, convolve."""
 
-    def __init__(self, width=32):
+    def __init__(self, widths=(32, 64, 128), out_channels=3, tanh=True):
         super().__init__()
-        w = width
-        self.up = nn.ModuleList([nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2), nn.ConvTranspose2d(2 * w, w, 2, stride=2)])
-        self.merge = nn.ModuleList([conv_block(4 * w, 2 * w), conv_block(2 * w, w)])
-        self.output_layer = nn.Sequential(nn.Conv2d(w, 3, 1), nn.Tanh())
+        pairs = list(zip(widths, widths[1:]))[::-1]  # (finer, coarser), coarsest first
+        self.up = nn.ModuleList([nn.ConvTranspose2d(coarse, fine, 2, stride=2) for fine, coarse in pairs])
+        self.merge = nn.ModuleList([conv_block(2 * fine, fine) for fine, _ in pairs])
+        self.output_layer = nn.Sequential(nn.Conv2d(widths[0], out_channels, 1), *([nn.Tanh()] if tanh else []))
 
     def forward(self, features):
         x = features[-1]
@@ -152,28 +154,56 @@ class UNetDecoder(nn.Module):
         return self.output_layer(x)
 
 
+def pad_to_multiple(x, multiple):
+    """Replicate-pad the bottom and right edges up to a multiple of `multiple`: the halvings need it."""
+    height, width = x.shape[-2:]
+    return nn.functional.pad(x, (0, -width % multiple, 0, -height % multiple), mode='replicate')
+
+
 class UNet(nn.Module):
-    """A small fully convolutional denoiser with skip connections and no bottleneck: any image size."""
+    """A small fully convolutional denoiser with skip connections and no bottleneck, at three scales
+    (64, 32 and 16 pixels for a 64-pixel image): any image size."""
     has_latent = False
+    tile_context = 32  # pixels a tile of a large image is read with on each side: the output reaches ~15
 
     def __init__(self, width=32):
         super().__init__()
-        self.encoder = UNetEncoder(width)
-        self.decoder = UNetDecoder(width)
+        self.encoder = UNetEncoder((width, 2 * width, 4 * width))
+        self.decoder = UNetDecoder((width, 2 * width, 4 * width))
 
     def forward(self, x):
         height, width = x.shape[-2:]
-        x = nn.functional.pad(x, (0, -width % 4, 0, -height % 4), mode='replicate')  # two halvings need 4 | size
-        return self.decoder(self.encoder(x))[..., :height, :width]
+        return self.decoder(self.encoder(pad_to_multiple(x, 4)))[..., :height, :width]
 
 
-MODEL_NAMES = ('spec', 'conv-encoder', 'unet')
+class ResidualUNet(nn.Module):
+    """The stronger denoiser: a U-Net that works on a half-resolution view of the image (each 2x2 block of
+    pixels becomes 12 channels, as in FFDNet) and predicts the noise to take away, not the image.  Half
+    the resolution costs a quarter of the arithmetic per layer, which buys width and a wider view."""
+    has_latent = False
+    tile_context = 48  # as UNet's: the output reaches ~32 pixels
+
+    def __init__(self, widths=(48, 96, 192)):
+        super().__init__()
+        self.encoder = UNetEncoder(widths, in_channels=12)
+        self.decoder = UNetDecoder(widths, out_channels=12, tanh=False)
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        half = nn.functional.pixel_unshuffle(pad_to_multiple(x, 8), 2)  # 8: one unshuffle, then two halvings
+        noise = nn.functional.pixel_shuffle(self.decoder(self.encoder(half)), 2)[..., :height, :width]
+        return (x - noise).clamp(-1, 1)
+
+
+MODEL_NAMES = ('spec', 'conv-encoder', 'unet', 'residual-unet')
 
 
 def build(name='spec', z_dim=128, img_size=64):
     """The assignment's auto-encoder ('spec') or one of the Q3(f) variants, by name."""
     if name == 'unet':
         return UNet()
+    if name == 'residual-unet':
+        return ResidualUNet()
     if name not in MODEL_NAMES:
         raise ValueError(f'unknown model {name!r}; one of {", ".join(MODEL_NAMES)}')
     return AutoEncoder(z_dim, img_size, conv_encoder=name == 'conv-encoder')

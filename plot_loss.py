@@ -15,7 +15,7 @@ import numpy as np
 
 import cli
 from files import save_figure
-from run_state import convergence_stats, moving_average, read_losses
+from run_state import centred_average, convergence_stats, read_losses
 
 NON_INTERACTIVE_BACKENDS = {'agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template'}
 
@@ -29,11 +29,11 @@ def describe(path, stats, window):
 
 def curve_label(label, window, count):
     """The legend entry: the window actually used, which a short file caps."""
-    return f'{label} (moving average of {min(window, count)})'
+    return f'{label} (centred moving average of {min(window, count)})'
 
 
 def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training loss', save=None):
-    """The figure: each curve raw and faint, its moving average on top; written to `save`, else shown."""
+    """The figure: each curve raw and faint, its centred moving average on top; written to `save`, else shown."""
     import matplotlib
     if save:
         matplotlib.use('Agg')  # no window needed to write a file
@@ -45,7 +45,7 @@ def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training
         colour = f'C{index}'
         iterations = np.arange(1, losses.size + 1)
         ax.plot(iterations, losses, color=colour, alpha=0.25, linewidth=0.6)
-        ax.plot(iterations, moving_average(losses, window), color=colour, linewidth=1.6,
+        ax.plot(iterations, centred_average(losses, window), color=colour, linewidth=1.6,
                 label=curve_label(label, window, losses.size))
     ax.set_xlabel('iteration')
     ax.set_ylabel(ylabel)
@@ -86,8 +86,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('loss_files', nargs='*', default=['loss.txt'],
                         help='loss files from asgn6.py, one curve each (default: loss.txt)')
-    parser.add_argument('--window', type=cli.positive_int(), default=200, help='moving-average window in iterations; '
-                        'a file shorter than that is averaged over all of it (default: 200)')
+    parser.add_argument('--window', type=cli.positive_int(), default=200, help='moving-average window in iterations, '
+                        'centred on each point in the figure and trailing in the printed figures; a file shorter than '
+                        'that is averaged over all of it (default: 200)')
     parser.add_argument('--per-epoch', type=cli.positive_int(0), default=0, help='iterations per epoch, to add an '
                         "epoch axis on top; asgn6.py prints it at the start ('N iterations per epoch') "
                         '(default: 0, no axis)')

@@ -2,6 +2,7 @@
 iteration, history, noise generator), the one checkpoint format that saves and restores it and that
 every reader goes through (resume, denoise.py, experiments, tests), the loss file and validation table.
 """
+import math
 import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -16,18 +17,23 @@ from files import atomic_write, write_text_atomic
 CHECKPOINT_NAME = 'checkpoint.pt'
 VALIDATION_NAME = 'validation.csv'
 # a resumed run must agree with its checkpoint on these, or it would not be the same run
-RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level', 'model', 'loss', 'val_split')
+RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level', 'model', 'loss', 'val_split',
+                     'lr_schedule')
 # what a resumed run never takes from its checkpoint: how to resume, and the machine it runs on
 NOT_RESUMED = ('resume', 'overwrite', 'device', 'compile')
 GRID_PREFIXES = ('sample-', 'novel-')
 
 
 class Validation(NamedTuple):
-    """One held-out measurement, taken at a save."""
+    """One measurement at a save: the held-out images and their same-sized twin among the training images
+    (the train_ fields are NaN in checkpoints written before they were measured)."""
     iteration: int
     l1: float
     psnr: float
     noisy_psnr: float
+    train_l1: float = math.nan
+    train_psnr: float = math.nan
+    train_noisy_psnr: float = math.nan
 
 
 @dataclass
@@ -96,6 +102,12 @@ def load_checkpoint(path, flag='--resume'):
     return checkpoint
 
 
+def check_trainable(checkpoint, path):
+    if checkpoint.get('weights_only'):
+        raise UsageError(f'--resume {path}: holds a model\'s weights only, with no optimiser state to train on '
+                         'from; resume from the OUTPUT_DIR/checkpoint.pt of a run')
+
+
 def check_resumable(checkpoint, settings, num_images):
     """A resumed run must be the same run: same defining settings, same number of images."""
     saved = checkpoint['args']
@@ -140,7 +152,11 @@ def refuse_to_replace(output_dir, loss_file):
 
 def load_model(path, device, flag='--checkpoint'):
     """(the trained model in eval mode on `device`, the run's settings), from a checkpoint of any device."""
-    checkpoint = load_checkpoint(path, flag)
+    return model_of(load_checkpoint(path, flag), device, path, flag)
+
+
+def model_of(checkpoint, device, path, flag='--checkpoint'):
+    """load_model for a checkpoint (or shipped weights) already read by load_checkpoint."""
     try:
         settings = checkpoint['args']
         model = models.build(settings.get('model', 'spec'), settings['latent_size'], settings['image_size'])
@@ -152,6 +168,17 @@ def load_model(path, device, flag='--checkpoint'):
     return model.to(device).eval(), settings
 
 
+def save_weights(path, checkpoint, command):
+    """The trained model alone, in half precision (a quarter of a checkpoint): what denoise.py needs.
+    load_model reads it like a checkpoint; --resume refuses it."""
+    def half(weights):
+        return {key: value.half() if value.is_floating_point() else value for key, value in weights.items()}
+    shipped = {'encoder': half(checkpoint['encoder']), 'decoder': half(checkpoint['decoder']),
+               'args': dict(checkpoint['args']), 'num_images': checkpoint['num_images'],
+               'iteration': checkpoint['iteration'], 'command': command, 'weights_only': True}
+    atomic_write(path, lambda tmp: torch.save(shipped, tmp))
+
+
 # ----------------------------------------------------------------------------- text files
 
 def save_losses(path, losses):
@@ -159,9 +186,22 @@ def save_losses(path, losses):
 
 
 def save_validation(path, rows):
-    header = 'iteration,held_out_l1,held_out_psnr_db,noisy_psnr_db\n'
+    header = 'iteration,held_out_l1,held_out_psnr_db,noisy_psnr_db,train_l1,train_psnr_db,train_noisy_psnr_db\n'
     write_text_atomic(path, header + ''.join(
-        f'{row.iteration},{row.l1:.6f},{row.psnr:.4f},{row.noisy_psnr:.4f}\n' for row in rows))
+        f'{row.iteration},{row.l1:.6f},{row.psnr:.4f},{row.noisy_psnr:.4f},'
+        f'{row.train_l1:.6f},{row.train_psnr:.4f},{row.train_noisy_psnr:.4f}\n' for row in rows))
+
+
+def read_validation(path):
+    """The rows of a validation.csv, as Validation tuples."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()[1:]
+        return [Validation(int(line.split(',')[0]), *map(float, line.split(',')[1:])) for line in lines if line]
+    except OSError as error:
+        raise UsageError(f'{path}: {error.strerror}')
+    except (ValueError, TypeError) as error:
+        raise UsageError(f'{path}: not a validation table written by asgn6.py ({error})')
 
 
 def read_losses(path):
@@ -184,6 +224,16 @@ def moving_average(values, window):
     sums = np.cumsum(np.insert(values, 0, 0.0))
     counts = np.minimum(np.arange(1, values.size + 1), window)
     return (sums[1:] - sums[np.maximum(np.arange(1, values.size + 1) - window, 0)]) / counts
+
+
+def centred_average(values, window):
+    """Mean over `window` values centred on each point (fewer at the ends): unlike a trailing mean it does
+    not lag behind a falling curve, so the smooth line runs through the raw points, not above them."""
+    window = max(1, min(window, values.size))
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    index = np.arange(values.size)
+    lo, hi = np.maximum(index - window // 2, 0), np.minimum(index + (window - 1) // 2 + 1, values.size)
+    return (sums[hi] - sums[lo]) / (hi - lo)
 
 
 def convergence_stats(losses, window):

@@ -2,6 +2,7 @@
 optimisers, the step and the batch order (the loop body that asgn6.py and the benchmark both run),
 and held-out evaluation.
 """
+import math
 from typing import NamedTuple
 
 import torch
@@ -49,11 +50,15 @@ class Streams:
     def training_subset_noise(self, device):
         return torch.Generator(device=device).manual_seed(self.seed + 4)
 
+    def training_subset(self):
+        return torch.Generator().manual_seed(self.seed + 5)
+
 
 # ----------------------------------------------------------------------------- data on the device
 
-class HeldOut(NamedTuple):
-    """Images kept out of training, with the one fixed noise draw they are always measured on."""
+class MeasuredSet(NamedTuple):
+    """Images with the one fixed noise draw they are always measured on: the held-out images, or the
+    same number of training images, so that the two PSNRs differ only in whether the model saw the images."""
     clean: torch.Tensor
     noisy: torch.Tensor
     paths: list
@@ -71,25 +76,47 @@ def held_out_split(num_images, fraction, streams):
 
 
 def split_dataset(images, paths, *, val_split, noise_level, streams, device):
-    """(training images on `device`, as stored, their paths, HeldOut or None): the split every user of a run shares."""
+    """(training images on `device`, as stored, their paths, MeasuredSet or None): the split every user of a run shares."""
     train_indices, held_out_indices = held_out_split(images.size(0), val_split, streams)
     train_paths = [paths[i] for i in train_indices.tolist()]
     if not held_out_indices.numel():
         return images[train_indices].to(device), train_paths, None
     clean = to_unit_range(images[held_out_indices]).to(device)
     noisy = add_noise(clean, noise_level, streams.held_out_noise(device))
-    return images[train_indices].to(device), train_paths, HeldOut(clean, noisy, [paths[i] for i in held_out_indices])
+    return images[train_indices].to(device), train_paths, MeasuredSet(clean, noisy, [paths[i] for i in held_out_indices])
+
+
+def training_probe(train_images, train_paths, count, *, noise_level, streams, device):
+    """`count` training images chosen by the seed, with their own fixed noise draw: the held-out set's twin."""
+    chosen = torch.randperm(train_images.size(0), generator=streams.training_subset())[:count].sort().values
+    clean = to_unit_range(train_images[chosen.to(train_images.device)]).to(device)
+    noisy = add_noise(clean, noise_level, streams.training_subset_noise(device))
+    return MeasuredSet(clean, noisy, [train_paths[i] for i in chosen.tolist()])
 
 
 # ----------------------------------------------------------------------------- model and step
 
+LEARNING_RATES = (1e-3, 2e-3)  # the starter's: encoder, decoder
+
 def build(model_name, latent_size, image_size, device, memory_format=torch.contiguous_format):
-    """The model on `device` and its two Adams, with the starter's rates: encoder 1e-3, decoder 2e-3."""
+    """The model on `device` and its two Adams, with the starter's rates and betas."""
     model = models.build(model_name, latent_size, image_size).to(device, memory_format=memory_format)
     fused = {'fused': True} if device.type == 'cuda' else {}
-    optimizers = [torch.optim.Adam(model.encoder.parameters(), lr=1e-3, betas=(0.5, 0.999), **fused),
-                  torch.optim.Adam(model.decoder.parameters(), lr=2e-3, betas=(0.5, 0.999), **fused)]
+    optimizers = [torch.optim.Adam(part.parameters(), lr=rate, betas=(0.5, 0.999), **fused)
+                  for part, rate in zip((model.encoder, model.decoder), LEARNING_RATES)]
     return model, optimizers
+
+
+def cosine_schedule(total):
+    """iteration -> factor of the learning rates: from 1 at the first iteration to nearly 0 at the last
+    (half a cosine, as in SGDR without restarts), so a run of fixed length ends in small, careful steps."""
+    return lambda iteration: 0.5 * (1 + math.cos(math.pi * (iteration - 1) / total))
+
+
+def set_learning_rates(optimizers, factor):
+    for optimizer, rate in zip(optimizers, LEARNING_RATES):
+        for group in optimizer.param_groups:
+            group['lr'] = rate * factor
 
 
 def reconstruction_loss(denoised, clean, kind='l1'):
@@ -137,9 +164,10 @@ class Step(NamedTuple):
 
 
 def steps(state, images, last, *, batch_size, noise_level, precision, loss_kind, streams,
-          memory_format=torch.contiguous_format, step_fn=None):
+          memory_format=torch.contiguous_format, schedule=None, step_fn=None):
     """The body of the training loop, from the iteration after state.iteration to `last`, one Step each.
     `images` may be stored as bytes: each batch becomes [-1, 1] floats when it is taken.
+    schedule(iteration) scales the learning rates; None keeps the starter's constant rates untouched.
 
     step_fn replaces train_step (same arguments), for the benchmark to time the step inside the real loop.
     """
@@ -148,6 +176,8 @@ def steps(state, images, last, *, batch_size, noise_level, precision, loss_kind,
                                           images.device):
         clean = to_unit_range(images[indices]).contiguous(memory_format=memory_format)
         noisy = add_noise(clean, noise_level, state.noise_generator)
+        if schedule is not None:
+            set_learning_rates(state.optimizers, schedule(iteration))
         loss, denoised = step_fn(state.model, state.optimizers, clean, noisy, precision, loss_kind)
         state.iteration = iteration
         yield Step(iteration, clean, noisy, denoised, loss)

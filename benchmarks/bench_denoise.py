@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import cli  # noqa: E402
-from images import MARGIN, TILE, BandedNoise, TiledDenoiser, find_images, read_pixels, to_uint8  # noqa: E402
+from images import TILE, BandedNoise, TiledDenoiser, find_images, read_pixels, to_uint8  # noqa: E402
 from run_state import load_model  # noqa: E402
 from training import Streams  # noqa: E402
 
@@ -86,7 +86,7 @@ def run(args):
     if model.has_latent:
         raise cli.UsageError(f'--checkpoint {args.checkpoint}: not a fully convolutional model (use --model unet)')
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; '
-          f'tiles of {TILE} px with {MARGIN} px of context')
+          f'tiles of {TILE} px with {model.tile_context} px of context')
     print('| image | megapixels | wall time | peak resident memory |\n|---|---|---|---|')
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:

@@ -192,7 +192,7 @@ def profile_steps(step, steps, device):
 
 def report(results, device):
     base = statistics.median(speed for speed, _ in results['starter'])
-    print(f'\n| mode | images/s (median) | min-max | vs starter | outside fwd/bwd/opt |')
+    print('\n| mode | images/s (median) | min-max | vs starter | outside fwd/bwd/opt |')
     print('|---|---|---|---|---|')
     for name, rounds in results.items():
         speeds = [speed for speed, _ in rounds]

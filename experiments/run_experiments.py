@@ -1,21 +1,25 @@
-"""Q3(f): the assignment's model, its variants and classical denoisers, on the same held-out Pokemon.
+"""Q3(f): the assignment's model, its variants and classical denoisers, on held-out Pokemon, with error bars.
 
     pip install -r experiments/requirements.txt   # scikit-image and bm3d, for the classical baselines
-    python experiments/run_experiments.py          # about an hour on 2 CPU cores
+    python experiments/run_experiments.py          # every variant x 3 seeds: about an hour on 2 CPU cores
 
-Every variant is trained by asgn6.py with the same 90/10 split of the embedded images (--val-split 0.1,
-seed 4680), the same batch size and the same number of epochs, so the same number of iterations.
-Then each checkpoint is evaluated on the held-out images with the one fixed noise draw asgn6.py uses
-for them, and on the training images with another fixed draw.  The classical filters denoise the
-same held-out noisy images, taken from a network run's own split (its checkpoint's settings), so the
-two can never drift apart; each filter's parameter is the best of a small grid on those very images,
-which flatters the filters, not the networks.  Only non-local means, total variation (scikit-image)
-and BM3D need the packages of experiments/requirements.txt; without them those filters are left out.  Writes to experiments/results/: results.json,
-results.md (the table) and denoised.png (clean / noisy / spec / best variant / best filter).
+Every variant is trained by asgn6.py once per seed with --val-split 0.1: each seed holds out its own 10%
+of the embedded images, and within a seed every variant has the same split, batch size and epochs.
+At every save (30 iterations apart) asgn6.py measures the model in eval mode on the held-out images and
+on as many training images, each with one fixed noise draw; a run is scored by the mean of its last
+saves, and a variant by the mean and standard deviation of its seeds.  The classical filters denoise
+each seed's held-out images, taken from a network run's own split (its checkpoint's settings), with the
+parameter that scores best on that seed's training images, so no choice is made on the test images.
+Only non-local means, total variation (scikit-image) and BM3D need experiments/requirements.txt;
+without them those filters are left out.  An interrupted call resumes: runs already complete are kept.
+Writes to experiments/results/: results.json (a row per run and seed), results.md (the table at noise 1;
+results-noise-0.5.md for the other level) and
+denoised.png (clean / noisy / spec / best variant / best filter, on the first seed's split).
 """
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
@@ -32,10 +36,12 @@ import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import write_text_atomic  # noqa: E402
-from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
-from run_state import CHECKPOINT_NAME, load_checkpoint, load_model  # noqa: E402
+from images import load_dataset, psnr, save_grid  # noqa: E402
+from run_state import CHECKPOINT_NAME, Validation, load_checkpoint, load_model  # noqa: E402
 
 VAL_SPLIT = 0.1
+SEEDS = (4680, 4681, 4682)  # each seed draws its own split, weights, order and noise
+LAST_SAVES = 3  # a run is scored by the mean of its last saves: one save's score jitters by about 1 dB
 VARIANTS = {
     'spec': [],
     'latent-32': ['--latent-size', '32'],
@@ -44,38 +50,46 @@ VARIANTS = {
     'mse-loss': ['--loss', 'mse'],
     'unet': ['--model', 'unet'],
     'spec-noise-0.5': ['--noise-level', '0.5'],
-    # beyond the common budget: does the bottleneck model generalise with more training, and what does
-    # the U-Net reach in about 10 minutes of 2 CPU cores? (a later --epochs wins over the common one)
-    'spec-long': ['--epochs', '60'],
-    'unet-long': ['--model', 'unet', '--epochs', '36'],
 }
 
 
-def run_dir(out, name):
-    return os.path.join(out, 'runs', name)
+def run_dir(out, name, seed):
+    return os.path.join(out, 'runs', name, f'seed-{seed}')
 
 
-def train_variant(name, flags, *, data_dir, epochs, out):
-    """Train one variant with asgn6.py in its own process; returns its wall time in seconds."""
-    folder = run_dir(out, name)
+def train_variant(name, flags, *, seed, data_dir, epochs, out):
+    """Train one variant and seed with asgn6.py in its own process, or finish an interrupted run of it;
+    returns the seconds spent training (0 for a run that was already complete)."""
+    folder = run_dir(out, name, seed)
     os.makedirs(folder, exist_ok=True)
+    checkpoint = os.path.join(folder, CHECKPOINT_NAME)
+    done_before = load_checkpoint(checkpoint, flag='run')['iteration'] if os.path.exists(checkpoint) else 0
     command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', data_dir, '--val-split', str(VAL_SPLIT),
-               '--epochs', str(epochs), '--output-dir', folder, '--loss-file', os.path.join(folder, 'loss.txt'),
-               '--log-interval', '50', '--save-interval', '100', '--device', 'cpu', '--overwrite', *flags]
-    print(f'--- {name}: {" ".join(command[1:])}', flush=True)
+               '--epochs', str(epochs), '--seed', str(seed), '--output-dir', folder,
+               '--loss-file', os.path.join(folder, 'loss.txt'), '--log-interval', '50', '--save-interval', '30',
+               '--device', 'cpu', *flags]  # a later flag wins: a variant may set its own --epochs or --save-interval
+    command += ['--resume', checkpoint] if done_before else ['--overwrite']
+    print(f'--- {name}, seed {seed}: {" ".join(command[1:])}', flush=True)
     start = time.perf_counter()
-    with open(os.path.join(folder, 'train.log'), 'w') as log:
-        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return time.perf_counter() - start
+    with open(os.path.join(folder, 'train.log'), 'a') as log:
+        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if status != 0:
+        raise cli.Failure(f'{name}, seed {seed}: asgn6.py stopped with status {status}; its output is in '
+                          f'{os.path.join(folder, "train.log")}, and a new call resumes the run')
+    trained = load_checkpoint(checkpoint, flag='run')['iteration'] > done_before
+    return time.perf_counter() - start if trained else 0.0
 
 
 def split_of_run(settings):
-    """(training images, HeldOut) of a run, on the CPU: asgn6.py's own split, from the run's own settings."""
+    """(HeldOut, training probe) of a run, on the CPU: asgn6.py's own split and its twin among the
+    training images, from the run's own settings."""
     images, paths = load_dataset(settings['data_dir'], settings['image_size'])
-    train_images, _, held_out = training.split_dataset(
-        images, paths, val_split=settings['val_split'], noise_level=settings['noise_level'],
-        streams=training.Streams(settings['seed']), device=torch.device('cpu'))
-    return to_unit_range(train_images), held_out
+    streams, cpu = training.Streams(settings['seed']), torch.device('cpu')
+    train_images, train_paths, held_out = training.split_dataset(
+        images, paths, val_split=settings['val_split'], noise_level=settings['noise_level'], streams=streams, device=cpu)
+    probe = training.training_probe(train_images, train_paths, held_out.clean.size(0),
+                                    noise_level=settings['noise_level'], streams=streams, device=cpu)
+    return held_out, probe
 
 
 def split_digest(held_out):
@@ -84,21 +98,21 @@ def split_digest(held_out):
     return hashlib.sha1(names.encode()).hexdigest()[:12]
 
 
-@torch.no_grad()
-def evaluate_variant(name, folder, wall_seconds):
+def evaluate_run(name, seed, folder, wall_seconds):
+    """A network run's scores: the mean of its last saves' measurements, which asgn6.py took in eval mode
+    on the held-out images and on as many training images, each with one fixed noise draw."""
     checkpoint = load_checkpoint(os.path.join(folder, CHECKPOINT_NAME), flag='run')
     model, settings = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'), flag='run')
-    train_images, held_out = split_of_run(settings)
-    train_noisy = add_noise(train_images, settings['noise_level'],
-                                     training.Streams(settings['seed']).training_subset_noise('cpu'))
-    train_l1, train_psnr = training.evaluate(model, train_images, train_noisy)
-    held_l1, held_psnr = training.evaluate(model, held_out.clean, held_out.noisy)
-    return {'name': name, 'kind': 'network', 'noise_level': settings['noise_level'], 'model': settings['model'],
-            'latent_size': settings['latent_size'] if model.has_latent else None, 'loss': settings['loss'],
-            'parameters': models.count_parameters(model), 'iterations': len(checkpoint['losses']),
-            'wall_seconds': round(wall_seconds, 1), 'train_l1': train_l1, 'train_psnr': train_psnr,
-            'held_out_l1': held_l1, 'held_out_psnr': held_psnr, 'noisy_psnr': held_out.noisy_psnr,
-            'train_images': train_images.size(0), 'held_out_images': held_out.clean.size(0),
+    saves = [Validation(*row) for row in checkpoint['validation']][-LAST_SAVES:]
+    held_out, _ = split_of_run(settings)
+    mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
+    return {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': settings['noise_level'],
+            'model': settings['model'], 'latent_size': settings['latent_size'] if model.has_latent else None,
+            'loss': settings['loss'], 'parameters': models.count_parameters(model),
+            'iterations': len(checkpoint['losses']), 'saves_averaged': [row.iteration for row in saves],
+            'wall_seconds': round(wall_seconds, 1), 'train_l1': mean('train_l1'), 'train_psnr': mean('train_psnr'),
+            'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
+            'held_out_images': held_out.clean.size(0), 'train_images': checkpoint['num_images'] - held_out.clean.size(0),
             'held_out_set': split_digest(held_out)}
 
 
@@ -125,46 +139,65 @@ def median_filter(image, size):
     return np.median(reflect_windows(image, size, (0, 1)), axis=(-2, -1))
 
 
+def non_local_means(image, h):
+    from skimage import restoration
+    return restoration.denoise_nl_means(image, h=h, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1)
+
+
+def total_variation(image, weight):
+    from skimage import restoration
+    return restoration.denoise_tv_chambolle(image, weight=weight, channel_axis=-1)
+
+
+def bm3d_rgb(image, sigma):
+    import bm3d
+    return bm3d.bm3d_rgb(image, sigma_psd=sigma)
+
+
 def classical_filters(names=None):
-    """name -> (parameter grid, function(image HxWx3 in [0, 1], parameter) -> image); optional ones if installed."""
+    """name -> (parameter grid, function(image HxWx3 in [0, 1], parameter) -> image); optional ones if installed.
+    The functions are module-level, so that worker processes can run them."""
     filters = {
         'gaussian blur': ([0.5, 0.75, 1.0, 1.5, 2.0], gaussian_blur),
         'median 3x3': ([3], median_filter),
         'median 5x5': ([5], median_filter),
     }
     try:
-        from skimage import restoration
-        filters['non-local means'] = ([0.05, 0.1, 0.15, 0.2, 0.3], lambda im, h: restoration.denoise_nl_means(
-            im, h=h, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1))
-        filters['total variation'] = ([0.05, 0.1, 0.2, 0.3, 0.4], lambda im, w: restoration.denoise_tv_chambolle(
-            im, weight=w, channel_axis=-1))
+        import skimage  # noqa: F401
+        filters['non-local means'] = ([0.05, 0.1, 0.15, 0.2, 0.3], non_local_means)
+        filters['total variation'] = ([0.05, 0.1, 0.2, 0.3, 0.4], total_variation)
     except ImportError:
         print('scikit-image is not installed: no non-local means or total variation baselines')
     try:
-        import bm3d
-        filters['BM3D'] = ([0.1, 0.15, 0.2, 0.25, 0.3], lambda im, s: bm3d.bm3d_rgb(im, sigma_psd=s))
+        import bm3d  # noqa: F401
+        # about 1.5 s per 64x64 image on one core: a grid of three around the noise's standard deviation
+        # (0.29 for uniform noise of half-width 0.5 on [0, 1], a little less after clamping)
+        filters['BM3D'] = ([0.15, 0.2, 0.25], bm3d_rgb)
     except ImportError:
         print('bm3d is not installed: no BM3D baseline')
     return {name: value for name, value in filters.items() if names is None or name in names}
 
 
-def run_baselines(held_out, noise_level, filters):
-    """Every classical filter at its best parameter on the held-out images of one run's split."""
-    to_numpy = lambda t: ((t.permute(0, 2, 3, 1).numpy() + 1) / 2).astype(np.float64)  # noqa: E731
-    clean, noisy = held_out.clean, held_out.noisy
-    noisy_np, digest = to_numpy(noisy), split_digest(held_out)
-    rows, outputs = [baseline_row('noisy input', None, noisy, clean, noise_level, digest)], {'noisy input': noisy}
+def apply_filter(apply, noisy, parameter):
+    """One filter over a batch in [-1, 1], image by image in numpy's [0, 1] HxWx3 layout, one worker
+    process per core (BM3D takes seconds per image)."""
+    images = ((noisy.permute(0, 2, 3, 1).numpy() + 1) / 2).astype(np.float64)
+    with multiprocessing.get_context('fork').Pool(min(os.cpu_count(), len(images))) as pool:
+        out = np.stack([np.clip(image, 0, 1) for image in pool.starmap(apply, [(im, parameter) for im in images])])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float() * 2 - 1
+
+
+def run_baselines(held_out, probe, noise_level, filters):
+    """Every classical filter on one split's held-out images, with the parameter that scored best on the
+    split's training probe: chosen on images the test never sees, as a network's weights are."""
+    digest = split_digest(held_out)
+    rows, outputs = [baseline_row('noisy input', None, held_out.noisy, held_out.clean, noise_level, digest)], {}
     for name, (grid, apply) in filters.items():
-        best = None
-        for parameter in grid:
-            out = np.stack([np.clip(apply(image, parameter), 0, 1) for image in noisy_np])
-            out = torch.from_numpy(out).permute(0, 3, 1, 2).float() * 2 - 1
-            score = psnr(out, clean)
-            if best is None or score > best[0]:
-                best = (score, parameter, out)
-        rows.append(baseline_row(name, best[1], best[2], clean, noise_level, digest))
-        outputs[name] = best[2]
-        print(f'{name}: {rows[-1]["held_out_psnr"]:.2f} dB (parameter {best[1]})', flush=True)
+        parameter = max(grid, key=lambda value: psnr(apply_filter(apply, probe.noisy, value), probe.clean))
+        outputs[name] = apply_filter(apply, held_out.noisy, parameter)
+        rows.append(baseline_row(name, parameter, outputs[name], held_out.clean, noise_level, digest))
+        print(f'{name}: {rows[-1]["held_out_psnr"]:.2f} dB (parameter {parameter}, chosen on training images)',
+              flush=True)
     return rows, outputs
 
 
@@ -174,21 +207,45 @@ def baseline_row(name, parameter, denoised, clean, noise_level, digest):
             'held_out_set': digest}
 
 
+def grouped(rows):
+    """{(name, noise level): [its rows, one per seed]}, in the order the names first appear."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row['name'], row['noise_level']), []).append(row)
+    return groups
+
+
+def mean_std(rows, key, digits=2):
+    """'mean ± sample std' over seeds (the std needs two seeds; one seed shows its value alone)."""
+    values = np.array([row[key] for row in rows], dtype=float)
+    if values.size < 2:
+        return f'{values[0]:.{digits}f}'
+    return f'{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}'
+
+
 def markdown_table(networks, classical, machine, epochs):
+    """The table of one noise level's rows (the caller filters them), with a line that says how they were made."""
     first = networks[0]
-    lines = [f'Machine: {machine}. Budget: {epochs} epochs of the {first["train_images"]} training images, batch 32 '
-             f'({first["iterations"]} iterations) per network unless the iterations column says otherwise; '
-             f'PSNR in dB on the {first["held_out_images"]} held-out images, train PSNR on the training images.', '',
-             '| method | noise | parameters | iterations | train L1 | train PSNR | held-out L1 | held-out PSNR | wall time |',
-             '|--------------------|----|----------|------|------|------|------|------|------|']  # widths for pandoc
-    for row in networks:
-        lines.append(f'| {row["name"]} | {row["noise_level"]} | {row["parameters"]:,} | {row["iterations"]} | '
-                     f'{row["train_l1"]:.4f} | {row["train_psnr"]:.2f} | {row["held_out_l1"]:.4f} | {row["held_out_psnr"]:.2f} | '
-                     f'{row["wall_seconds"] / 60:.1f} min |')
-    for row in classical:
-        parameter = '' if row['parameter'] is None else f' ({row["parameter"]})'
-        lines.append(f'| {row["name"]}{parameter} | {row["noise_level"]} | - | - | - | - | {row["held_out_l1"]:.4f} | '
-                     f'{row["held_out_psnr"]:.2f} | - |')
+    seeds = sorted({row.get('seed', SEEDS[0]) for row in networks})  # results.json of before seeds had one
+    over = (f'the mean ± standard deviation over {len(seeds)} seeds ({", ".join(map(str, seeds))}), each'
+            if len(seeds) > 1 else f'one seed ({seeds[0]})')
+    lines = [f'Machine: {machine}. Each row is {over} with its own 90/10 split of the images ({first["train_images"]} '
+             f'training, {first["held_out_images"]} held out). Networks: {epochs} epochs, batch 32 ('
+             f'{first["iterations"]} iterations) unless the iterations column says otherwise, scored by the mean of '
+             f'their last {LAST_SAVES} saves; train PSNR is measured in the same way on '
+             f'{first["held_out_images"]} training images. Filters: the parameter scored best on those training '
+             'images, per seed. PSNR in dB.', '',
+             '| method | noise | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
+             '|--------------------|----|----------|------|-------------|-------------|---------------|------|']
+    for (name, level), rows in grouped(networks).items():
+        lines.append(f'| {name} | {level} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]} | '
+                     f'{mean_std(rows, "train_psnr")} | {mean_std(rows, "held_out_psnr")} | '
+                     f'{mean_std(rows, "held_out_l1", 4)} | {np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
+    for (name, level), rows in grouped(classical).items():
+        chosen = sorted({row['parameter'] for row in rows}, key=str)
+        parameter = '' if chosen == [None] else f' ({", ".join(map(str, chosen))})'
+        lines.append(f'| {name}{parameter} | {level} | - | - | - | {mean_std(rows, "held_out_psnr")} | '
+                     f'{mean_std(rows, "held_out_l1", 4)} | - |')
     return '\n'.join(lines) + '\n'
 
 
@@ -222,41 +279,87 @@ def read_json(path, default=None):
 
 
 def write_table(out, results):
-    """results.md from the results.json dictionary; returns the table."""
-    table = markdown_table(results['networks'], results['classical'], results['machine'], results['epochs'])
-    write_text_atomic(os.path.join(out, 'results.md'), table)
-    return table
+    """results.md (the assignment's noise) and results-noise-0.5.md etc. (other levels) from results.json;
+    returns the tables. One table per level keeps each short enough for a page."""
+    tables = []
+    for level in sorted({row['noise_level'] for row in results['networks']}, reverse=True):
+        rows = {kind: [row for row in results[kind] if row['noise_level'] == level] for kind in ('networks', 'classical')}
+        table = markdown_table(rows['networks'], rows['classical'], results['machine'], results['epochs'])
+        write_text_atomic(os.path.join(out, 'results.md' if level == 1.0 else f'results-noise-{level:g}.md'), table)
+        tables.append(table)
+    return '\n'.join(tables)
 
 
-def evaluate_all(out, names, walls, filters):
-    """Network rows for every finished run; classical rows on the split of the first run at each noise level."""
-    networks = [evaluate_variant(name, run_dir(out, name), walls.get(name, float('nan'))) for name in names
-                if os.path.exists(os.path.join(run_dir(out, name), CHECKPOINT_NAME))]
+def evaluate_all(out, walls, filters, previous, data_dir):
+    """Rows for every run in `out`: measured from its checkpoint where there is one, else kept from the
+    previous results.json (a run made in an earlier session, on a machine since gone); classical rows on
+    each seed's split, reused from the previous results when they were made on the same images."""
+    networks = []
+    for name in VARIANTS:
+        for seed in sorted({*SEEDS, *seeds_in(out, name)}):
+            folder = run_dir(out, name, seed)
+            if os.path.exists(os.path.join(folder, CHECKPOINT_NAME)):
+                networks.append(evaluate_run(name, seed, folder, walls.get(f'{name}/seed-{seed}', float('nan'))))
+            elif (name, seed) in previous['networks']:
+                print(f'{name}, seed {seed}: no checkpoint here; its row is kept from the previous results')
+                networks.append(previous['networks'][name, seed])
     classical, figure_inputs = [], None
-    for level in sorted({row['noise_level'] for row in networks}, reverse=True):
-        first = next(row for row in networks if row['noise_level'] == level)
-        _, held_out = split_of_run(load_checkpoint(os.path.join(run_dir(out, first['name']), CHECKPOINT_NAME),
-                                                   flag='run')['args'])
-        rows, outputs = run_baselines(held_out, level, filters)
+    for level, seed in sorted({(row['noise_level'], row['seed']) for row in networks}, key=lambda k: (-k[0], k[1])):
+        held_out, probe = split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
+                                        'noise_level': level, 'seed': seed})
+        digest = split_digest(held_out)
+        if any(row['held_out_set'] != digest for row in networks if (row['noise_level'], row['seed']) == (level, seed)):
+            raise cli.Failure(f'seed {seed}: the runs in {out} held out other images than --data-dir {data_dir} gives')
+        kept = previous['classical'].get((level, seed, digest), [])
+        if {row['name'] for row in kept} >= {'noisy input', *filters}:
+            rows, outputs = [row for row in kept if row['name'] in {'noisy input', *filters}], None
+        else:
+            print(f'classical filters, noise {level}, split of seed {seed}:', flush=True)
+            rows, outputs = run_baselines(held_out, probe, level, filters)
+            for row in rows:
+                row['seed'] = seed
         classical += rows
-        if level == 1.0:
-            figure_inputs = (rows, outputs, held_out)
+        if level == 1.0 and figure_inputs is None:
+            figure_inputs = (seed, rows, outputs, held_out)
     return networks, classical, figure_inputs
+
+
+def seeds_in(out, name):
+    folder = os.path.join(out, 'runs', name)
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return {int(entry[5:]) for entry in names if entry.startswith('seed-') and entry[5:].isdigit()}
+
+
+def previous_results(out):
+    """The last results.json, indexed: networks by (name, seed), classical by (noise, seed, held-out set)."""
+    results = read_json(os.path.join(out, 'results.json'), default={'networks': [], 'classical': []})
+    networks = {(row['name'], row['seed']): row for row in results['networks'] if 'seed' in row}
+    classical = {}
+    for row in results['classical']:
+        if 'seed' in row:
+            classical.setdefault((row['noise_level'], row['seed'], row['held_out_set']), []).append(row)
+    return {'networks': networks, 'classical': classical}
 
 
 def report(out, epochs, networks, classical, figure_inputs):
     results = {'machine': machine_name(), 'epochs': epochs, 'networks': networks, 'classical': classical}
     write_text_atomic(os.path.join(out, 'results.json'), json.dumps(results, indent=1))
     print(write_table(out, results))
-    default = [row for row in networks if row['noise_level'] == 1.0]
-    if figure_inputs and default:
-        rows, outputs, held_out = figure_inputs
-        best_network = max(default, key=lambda row: row['held_out_psnr'])['name']
-        best_filter = max(rows[1:], key=lambda row: row['held_out_psnr'], default=rows[0])['name']
-        shown = [name for name in dict.fromkeys(['spec', best_network]) if any(r['name'] == name for r in networks)]
-        comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name) for name in shown],
-                          outputs[best_filter])
-        print(f'figure rows: clean, noisy, {", ".join(shown)}, {best_filter}')
+    if figure_inputs is None:
+        return
+    seed, rows, outputs, held_out = figure_inputs
+    here = [row for row in networks if row['noise_level'] == 1.0 and row['seed'] == seed
+            and os.path.exists(os.path.join(run_dir(out, row['name'], seed), CHECKPOINT_NAME))]
+    best_network = max(here, key=lambda row: row['held_out_psnr'], default={'name': None})['name']
+    shown = list(dict.fromkeys(name for name in ('spec', best_network) if any(r['name'] == name for r in here)))
+    filters = [row for row in rows if outputs and row['name'] in outputs]
+    if not shown or not filters:
+        print('denoised.png kept as it is: it needs the checkpoints of this seed\'s runs and the filters\' outputs')
+        return
+    best_filter = max(filters, key=lambda row: row['held_out_psnr'])['name']
+    comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
+                      outputs[best_filter])
+    print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter}')
 
 
 def main(argv=None):
@@ -264,14 +367,16 @@ def main(argv=None):
     parser.add_argument('--data-dir', default=os.path.join(ROOT, 'data'), help='images (default: data)')
     parser.add_argument('--epochs', type=cli.positive_int(), default=15, help='epochs per network: 15 is 330 '
                         'iterations, about 2.5 (spec) to 4 (unet) minutes on 2 CPU cores (default: 15)')
+    parser.add_argument('--seeds', type=cli.positive_int(minimum=0), nargs='+', default=list(SEEDS),
+                        help=f'one run of every variant per seed (default: {" ".join(map(str, SEEDS))})')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'), help='folder for the runs and results '
                         '(default: experiments/results)')
-    parser.add_argument('--only', nargs='+', choices=list(VARIANTS), help='train and evaluate only these '
-                        '(default: all)')
+    parser.add_argument('--only', nargs='+', choices=list(VARIANTS), help='train only these; the table holds '
+                        'every run made so far (default: all)')
     parser.add_argument('--filters', nargs='+', help='classical filters to compare, by name (default: all that '
                         'are installed)')
     parser.add_argument('--skip-training', action='store_true', help='evaluate the runs already in --out '
-                        '(default: train first)')
+                        '(default: train first; a run already there is resumed, or left as it is if complete)')
     parser.add_argument('--table-only', action='store_true', help='only rewrite results.md from results.json '
                         '(default: off)')
     args = parser.parse_args(argv)
@@ -286,11 +391,16 @@ def run(args):
     names = args.only or list(VARIANTS)
     walls_path = os.path.join(args.out, 'wall.json')
     walls = read_json(walls_path, default={})
-    for name in names:
-        if not args.skip_training:
-            walls[name] = train_variant(name, VARIANTS[name], data_dir=args.data_dir, epochs=args.epochs, out=args.out)
-            write_text_atomic(walls_path, json.dumps(walls))
-    networks, classical, figure_inputs = evaluate_all(args.out, names, walls, classical_filters(args.filters))
+    for seed in args.seeds:
+        for name in names:
+            if args.skip_training:
+                continue
+            key = f'{name}/seed-{seed}'
+            walls[key] = walls.get(key, 0.0) + train_variant(name, VARIANTS[name], seed=seed, data_dir=args.data_dir,
+                                                             epochs=args.epochs, out=args.out)
+            write_text_atomic(walls_path, json.dumps(walls, indent=1))
+    networks, classical, figure_inputs = evaluate_all(args.out, walls, classical_filters(args.filters),
+                                                      previous_results(args.out), args.data_dir)
     report(args.out, args.epochs, networks, classical, figure_inputs)
     return 0
 

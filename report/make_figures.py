@@ -22,11 +22,17 @@ from PIL import Image
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-from files import atomic_write, copy_atomic, write_text_atomic  # noqa: E402
-from images import psnr  # noqa: E402
-from run_state import convergence_stats, read_losses  # noqa: E402
+import torch  # noqa: E402
 
-RUN = os.path.join(HERE, 'run')
+import training  # noqa: E402
+from files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
+from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
+from run_state import (convergence_stats, load_checkpoint, load_model, model_of, read_losses, read_validation,  # noqa: E402
+                       save_weights)
+
+RUN = os.path.join(HERE, 'run')  # the default run: 500 epochs on all 749 images
+HELD_OUT = os.path.join(HERE, 'heldout')  # the same for 500 epochs with 10% held out
+WEIGHTS = os.path.join(ROOT, 'weights')
 FIGURES = os.path.join(HERE, 'figures')
 ITERATIONS = (100, 1000, 5000, 12000)
 CELL = 66  # save_image: 64-pixel images with 2 pixels of padding
@@ -72,13 +78,13 @@ def layer_table():
 
 def check_models_output():
     result = subprocess.run([sys.executable, 'check_models.py'], cwd=ROOT, capture_output=True, text=True)
-    text = re.sub(r'in \d+\.\d+s', 'in 0.NNNs', result.stderr.strip())  # the time changes from run to run
+    text = re.sub(r' in \d+\.\d+s', '', result.stderr.strip())  # its time changes from run to run: left out
     return f'```\n$ python check_models.py\n{text}\n```'
 
 
-def iterations_per_epoch():
-    """As the report's run printed it at its start ('N iterations per epoch'), in its committed log."""
-    with open(os.path.join(RUN, 'train.log')) as f:
+def iterations_per_epoch(log=os.path.join(RUN, 'train.log')):
+    """As the run printed it at its start ('N iterations per epoch'), in its committed log."""
+    with open(log) as f:
         return int(re.search(r'(\d+) iterations per epoch', f.read()).group(1))
 
 
@@ -136,18 +142,93 @@ def samples_section():
     return '\n'.join(rows)
 
 
-def experiments_section():
-    """The Q3(f) results table of experiments/run_experiments.py, and its figure."""
+def experiments_section(name='results.md'):
+    """A Q3(f) results table of experiments/run_experiments.py (the main one also brings its figure)."""
     results = os.path.join(ROOT, 'experiments', 'results')
-    copy_atomic(os.path.join(results, 'denoised.png'), os.path.join(FIGURES, 'experiments-denoised.png'))
-    with open(os.path.join(results, 'results.md')) as f:
+    if name == 'results.md':
+        copy_atomic(os.path.join(results, 'denoised.png'), os.path.join(FIGURES, 'experiments-denoised.png'))
+    with open(os.path.join(results, name)) as f:
         return f.read().strip()
+
+
+# ----------------------------------------------------------------------------- generalisation, latents
+
+def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
+    """Figure and table of the 500-epoch run with 10% held out: PSNR on held-out and on as many training
+    images, measured the same way at every save."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = read_validation(os.path.join(HELD_OUT, 'validation.csv'))
+    iterations = [row.iteration for row in rows]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.plot(iterations, [row.train_psnr for row in rows], label='training images (as many, fixed noise)')
+    ax.plot(iterations, [row.psnr for row in rows], label='held-out images (fixed noise)')
+    ax.axhline(rows[0].noisy_psnr, color='grey', linestyle='--', linewidth=1, label='noisy input (held out)')
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('PSNR of the output (dB)')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, os.path.join(FIGURES, 'heldout-psnr.png'))
+    plt.close(fig)
+    table = ['| iteration | epoch | training images | held-out images | gap |', '|---|---|---|---|---|']
+    per_epoch = iterations_per_epoch(os.path.join(HELD_OUT, 'train.log'))
+    for row in rows:
+        if row.iteration in marks or row is rows[-1]:
+            table.append(f'| {row.iteration} | {(row.iteration - 1) // per_epoch + 1} | {row.train_psnr:.2f} dB | '
+                         f'{row.psnr:.2f} dB | {row.train_psnr - row.psnr:.2f} dB |')
+    last = rows[-3:]
+    table.append(f'| mean of the last 3 saves | | {np.mean([r.train_psnr for r in last]):.2f} dB | '
+                 f'{np.mean([r.psnr for r in last]):.2f} dB | '
+                 f'{np.mean([r.train_psnr - r.psnr for r in last]):.2f} dB |')
+    best = max(rows, key=lambda row: row.psnr)
+    return '\n'.join(table) + (f'\n\nNoisy input: {rows[0].noisy_psnr:.2f} dB (held out), '
+                               f'{rows[0].train_noisy_psnr:.2f} dB (training images). Best held-out save: '
+                               f'{best.psnr:.2f} dB at iteration {best.iteration}.')
+
+
+@torch.no_grad()
+def latent_section(count=2000):
+    """Where the shipped model's encoder puts the 749 images, against where uniform draws land."""
+    model, settings = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
+    images, _ = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
+    codes = torch.cat([model.encode(to_unit_range(batch)) for batch in images.split(256)]).double()
+    generator = torch.Generator().manual_seed(settings['seed'])
+    uniform = 2 * torch.rand(count, codes.size(1), generator=generator, dtype=torch.float64) - 1
+    mean, covariance = codes.mean(0), torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
+    gaussian = torch.distributions.MultivariateNormal(mean, covariance)
+    fitted = gaussian.sample((count,)).clamp(-1, 1)  # as denoise.py --latent-source data draws them
+    precision = torch.linalg.inv(covariance)
+
+    def mahalanobis(points):
+        centred = points - mean
+        return ((centred @ precision) * centred).sum(1).sqrt().median().item()
+
+    def nearest_code(points):
+        return torch.cdist(points, codes).min(1).values.median().item()
+
+    own = torch.cdist(codes, codes).fill_diagonal_(float('inf')).min(1).values.median().item()
+    eigenvalues = torch.linalg.eigvalsh(covariance).flip(0)
+    dims90 = int((eigenvalues.cumsum(0) / eigenvalues.sum() < 0.9).sum()) + 1
+    rows = ['| | encoder codes of the 749 images | uniform in [-1, 1] | fitted Gaussian |', '|---|---|---|---|',
+            f'| standard deviation per dimension (mean) | {codes.std(0).mean():.3f} | {uniform.std(0).mean():.3f} | '
+            f'{fitted.std(0).mean():.3f} |',
+            f'| share of coordinates beyond ±0.9 | {(codes.abs() > 0.9).double().mean():.1%} | '
+            f'{(uniform.abs() > 0.9).double().mean():.1%} | {(fitted.abs() > 0.9).double().mean():.1%} |',
+            f'| median Mahalanobis distance under the fitted Gaussian | {mahalanobis(codes):.1f} | '
+            f'{mahalanobis(uniform):.1f} | {mahalanobis(fitted):.1f} |',
+            f'| median distance to the nearest code of an image | {own:.2f} (another image\'s) | '
+            f'{nearest_code(uniform):.2f} | {nearest_code(fitted):.2f} |']
+    return '\n'.join(rows) + (f'\n\n{codes.size(1)} dimensions; {dims90} principal directions hold 90% of the '
+                              f'codes\' variance. {count} uniform and {count} Gaussian vectors, seed {settings["seed"]}.')
 
 
 # ----------------------------------------------------------------------------- collecting a run
 
 def collect(run_dir, loss_file, log_file):
-    """Copy what the report needs from a finished run, and make the images that need its checkpoint."""
+    """Copy what the report needs from the default run, ship its model as weights/spec.pt, and make the
+    images that need the model from those weights, as a reader without the checkpoint would."""
     os.makedirs(RUN, exist_ok=True)
     copy_atomic(loss_file, os.path.join(RUN, 'loss.txt'))
     if log_file:
@@ -156,7 +237,7 @@ def collect(run_dir, loss_file, log_file):
         for kind in ('sample', 'novel'):
             name = f'{kind}-{iteration:06d}.png'
             copy_atomic(os.path.join(run_dir, name), os.path.join(RUN, name))
-    checkpoint = os.path.join(run_dir, 'checkpoint.pt')
+    ship(os.path.join(run_dir, 'checkpoint.pt'), 'spec.pt', 'python asgn6.py')
     pokemon = os.path.join(ROOT, 'data', 'pokemon')
     demos = [['--generate', '16', '--latent-source', 'uniform'],
              ['--generate', '16', '--latent-source', 'data'],
@@ -164,10 +245,75 @@ def collect(run_dir, loss_file, log_file):
              ['--interpolate', os.path.join(pokemon, '0001.png'), os.path.join(pokemon, '0004.png')]]
     for index, demo in enumerate(demos):
         out = os.path.join(RUN, f'demo{index}')
-        result = subprocess.run([sys.executable, 'denoise.py', *demo, '--checkpoint', checkpoint, '--out', out],
-                                cwd=ROOT, check=True, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, 'denoise.py', *demo, '--checkpoint', os.path.join(WEIGHTS, 'spec.pt'),
+                                 '--out', out], cwd=ROOT, check=True, capture_output=True, text=True)
         # what it printed, PSNRs included
         write_text_atomic(os.path.join(out, 'output.txt'), result.stdout.replace(ROOT + os.sep, ''))
+
+
+@torch.no_grad()
+def ship(checkpoint_path, name, command):
+    """weights/NAME from a run's checkpoint in half precision, with what a reader needs to trust it: how it
+    was trained, and the PSNR its outputs lose to half precision on every image of the run's data."""
+    checkpoint = load_checkpoint(checkpoint_path, flag='--collect')
+    target = os.path.join(WEIGHTS, name)
+    os.makedirs(WEIGHTS, exist_ok=True)
+    save_weights(target, checkpoint, command)
+    settings, cpu = checkpoint['args'], torch.device('cpu')
+    full, _ = model_of(checkpoint, cpu, checkpoint_path)
+    half, _ = load_model(target, cpu)
+    images, _ = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
+    clean = to_unit_range(images)
+    noisy = add_noise(clean, settings['noise_level'], training.Streams(settings['seed']).user_draws())
+    scores = [psnr(torch.cat([model(batch) for batch in noisy.split(256)]), clean) for model in (full, half)]
+    lines = [f'{name}: {settings["model"]} model after {checkpoint["iteration"]} iterations, trained by `{command}` '
+             f'on {checkpoint["num_images"]} images of data/ (held out: {settings["val_split"]:g}, seed {settings["seed"]})',
+             f'size: {os.path.getsize(target) / 2 ** 20:.1f} MiB (float16); the checkpoint: '
+             f'{os.path.getsize(checkpoint_path) / 2 ** 20:.1f} MiB',
+             f'PSNR of its outputs on all {clean.size(0)} images of data/ with one noise draw (seed {settings["seed"]}): '
+             f'float32 {scores[0]:.4f} dB, float16 weights {scores[1]:.4f} dB, change {scores[1] - scores[0]:+.4f} dB',
+             f'measured on: {machine()}']
+    write_text_atomic(os.path.join(WEIGHTS, name.replace('.pt', '.txt')), '\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
+@torch.no_grad()
+def collect_held_out(run_dir, loss_file, log_file):
+    """The 500-epoch run with --val-split 0.1: its measurements, and the final model's outputs on held-out
+    images next to its outputs on as many training images, both in eval mode with fixed noise."""
+    os.makedirs(HELD_OUT, exist_ok=True)
+    copy_atomic(os.path.join(run_dir, 'validation.csv'), os.path.join(HELD_OUT, 'validation.csv'))
+    copy_atomic(loss_file, os.path.join(HELD_OUT, 'loss.txt'))
+    if log_file:
+        copy_atomic(log_file, os.path.join(HELD_OUT, 'train.log'))
+    checkpoint = load_checkpoint(os.path.join(run_dir, 'checkpoint.pt'), flag='--collect-held-out')
+    model, settings = model_of(checkpoint, torch.device('cpu'), run_dir)
+    images, paths = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
+    streams, cpu = training.Streams(settings['seed']), torch.device('cpu')
+    train, train_paths, held_out = training.split_dataset(images, paths, val_split=settings['val_split'],
+                                                          noise_level=settings['noise_level'], streams=streams,
+                                                          device=cpu)
+    probe = training.training_probe(train, train_paths, held_out.clean.size(0), noise_level=settings['noise_level'],
+                                    streams=streams, device=cpu)
+    rows = []
+    for measured in (held_out, probe):
+        rows += [measured.clean[:8], measured.noisy[:8], model(measured.noisy[:8])]
+    save_grid(os.path.join(HELD_OUT, 'outputs.png'), torch.cat(rows), images_per_row=8)
+
+
+def machine():
+    import platform
+    cpu = platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            text = f.read()
+        cpu = re.search(r'model name\s*: (.*)', text).group(1)
+        flags = re.search(r'flags\s*: (.*)', text).group(1).split()
+        cpu += ', AVX-512' + (' with AVX512-BF16' if 'avx512_bf16' in flags else '') if 'avx512f' in flags else \
+            ', AVX2 only' if 'avx2' in flags else ''
+    except (OSError, AttributeError):
+        pass
+    return f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}'
 
 
 def replace_section(text, name, content):
@@ -179,23 +325,37 @@ def replace_section(text, name, content):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--collect', metavar='RUN_DIR', help='first copy the outputs of the run in RUN_DIR '
-                        '(default: use report/run/ as committed)')
+    parser.add_argument('--collect', metavar='RUN_DIR', help='first copy the outputs of the default run in RUN_DIR '
+                        'and ship its model as weights/spec.pt (default: use report/run/ as committed)')
     parser.add_argument('--loss-file', default='loss.txt', help='with --collect: the run\'s loss file (default: loss.txt)')
     parser.add_argument('--log', help='with --collect: the run\'s console output, kept as report/run/train.log '
                         '(default: none)')
+    parser.add_argument('--collect-held-out', metavar='RUN_DIR', help='first copy the outputs of the 500-epoch run '
+                        'with --val-split 0.1 in RUN_DIR (its loss.txt and train.log there too) into report/heldout/ '
+                        '(default: use report/heldout/ as committed)')
+    parser.add_argument('--ship-denoiser', metavar='CHECKPOINT', help='first write the model of CHECKPOINT as '
+                        'weights/residual-unet.pt (default: keep the committed one)')
     parser.add_argument('--pdf', action='store_true', help='then build report.pdf with pandoc and pdflatex '
                         '(default: off)')
     args = parser.parse_args()
     if args.collect:
         collect(args.collect, args.loss_file, args.log)
+    if args.collect_held_out:
+        log = os.path.join(args.collect_held_out, 'train.log')
+        collect_held_out(args.collect_held_out, os.path.join(args.collect_held_out, 'loss.txt'),
+                         log if os.path.exists(log) else None)
+    if args.ship_denoiser:
+        ship(args.ship_denoiser, 'residual-unet.pt', 'python experiments/run_experiments.py --only residual-unet')
     os.makedirs(FIGURES, exist_ok=True)
     path = os.path.join(HERE, 'report.md')
     with open(path) as f:
         text = f.read()
     for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
-                       ('samples', samples_section), ('experiments', experiments_section)):
-        text = replace_section(text, name, make())
+                       ('samples', samples_section), ('held-out', held_out_section), ('latents', latent_section),
+                       ('experiments', experiments_section),
+                       ('experiments-noise', lambda: experiments_section('results-noise-0.5.md'))):
+        if f'<!-- BEGIN {name} -->' in text:  # a section the report does not show is not computed
+            text = replace_section(text, name, make())
     write_text_atomic(path, text)
     print(f'rewrote the generated sections of {path}; figures in {FIGURES}')
     if args.pdf:

@@ -4,6 +4,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from PIL import Image
 import asgn6
 import denoise
 import models
-from images import find_images
-from training import Streams, held_out_split
+from images import find_images, load_dataset, psnr, to_unit_range
+from run_state import load_checkpoint
+from training import MeasuredSet, Streams, cosine_schedule, held_out_split, split_dataset, training_probe
 from conftest import ROOT, call_main, train_args, write_images
 
 
@@ -38,8 +40,31 @@ def test_val_split_logs_held_out_psnr_at_every_save(tmp_path, capsys):
     assert 'holding out 4 of 20 images' in out
     rows = list(csv.DictReader(open(tmp_path / 'out' / 'validation.csv')))
     assert [int(row['iteration']) for row in rows] == [2, 4, 6]  # 16 training images, batch 8: 2 per epoch
-    assert all(float(row['held_out_psnr_db']) > 0 for row in rows)
+    assert all(float(row['held_out_psnr_db']) > 0 and float(row['train_psnr_db']) > 0 for row in rows)
     assert len(set(row['noisy_psnr_db'] for row in rows)) == 1  # one fixed noise draw
+    assert len(set(row['train_noisy_psnr_db'] for row in rows)) == 1  # and one for the training images
+    assert rows[0]['train_psnr_db'] != rows[0]['held_out_psnr_db']
+
+
+def test_the_training_probe_is_as_many_fixed_training_images_as_are_held_out(tmp_path):
+    write_images(tmp_path / "data" / "x", 30)
+    images, paths = load_dataset(tmp_path / 'data', 64)
+    cpu = torch.device('cpu')
+
+    def probe_of(seed):
+        train, train_paths, held_out = split_dataset(images, paths, val_split=0.2, noise_level=1.0,
+                                                     streams=Streams(seed), device=cpu)
+        probe = training_probe(train, train_paths, held_out.clean.size(0), noise_level=1.0, streams=Streams(seed),
+                               device=cpu)
+        return held_out, probe
+
+    held_out, probe = probe_of(4680)
+    assert len(probe.paths) == len(held_out.paths) == 6
+    assert set(probe.paths).isdisjoint(held_out.paths) and set(probe.paths) <= set(paths)
+    assert torch.equal(probe.clean, to_unit_range(images[[paths.index(p) for p in probe.paths]]))
+    again = probe_of(4680)[1]
+    assert again.paths == probe.paths and torch.equal(again.noisy, probe.noisy)
+    assert probe_of(1)[1].paths != probe.paths
 
 
 @pytest.mark.parametrize('value', ['1', '-0.1', 'half'])
@@ -58,6 +83,7 @@ def test_variants_build_and_keep_the_image_size():
         model = models.build(name, 16, 64).eval()
         assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3, 64, 64)
     assert models.UNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
+    assert models.ResidualUNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
     with pytest.raises(ValueError):
         models.build('resnet')
 
@@ -79,38 +105,109 @@ def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, ca
     assert not (tmp_path / 'gen').exists()  # a refused run leaves no empty output folder behind
 
 
+def test_the_cosine_schedule_falls_from_the_starters_rates_to_nearly_zero():
+    factor = cosine_schedule(100)
+    values = [factor(i) for i in range(1, 101)]
+    assert values[0] == 1 and values[49] == pytest.approx(0.5, abs=0.02) and 0 < values[-1] < 0.001
+    assert all(a > b for a, b in zip(values, values[1:]))
+
+
+@pytest.mark.parametrize('schedule', ['constant', 'cosine'])
+def test_the_residual_unet_trains_with_either_schedule_and_the_rates_follow_it(tmp_path, capsys, image_folder,
+                                                                               schedule):
+    status, out, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 2, '--batch-size', 4,
+                                                        '--model', 'residual-unet', '--lr-schedule', schedule), capsys)
+    assert status == 0, err
+    checkpoint = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')
+    assert checkpoint['iteration'] == 6 and checkpoint['args']['lr_schedule'] == schedule
+    factor = cosine_schedule(6)(6) if schedule == 'cosine' else 1.0
+    for key, rate in (('encoder_optimizer', 1e-3), ('decoder_optimizer', 2e-3)):
+        assert checkpoint[key]['param_groups'][0]['lr'] == pytest.approx(rate * factor, rel=1e-12)
+    # the schedule is part of the run: resuming with the other one is refused
+    other = 'constant' if schedule == 'cosine' else 'cosine'
+    status, out, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 3, '--resume',
+                                                        '--lr-schedule', other), capsys)
+    assert status == 2 and f'--lr-schedule {schedule}, not {other}' in err
+
+
 def load_experiments():
     spec = importlib.util.spec_from_file_location('run_experiments', os.path.join(ROOT, 'experiments',
                                                                                   'run_experiments.py'))
     module = importlib.util.module_from_spec(spec)
+    sys.modules['run_experiments'] = module  # as a script's functions are found by the filters' worker processes
     spec.loader.exec_module(module)
     return module
 
 
-def test_experiments_smoke_run_networks_and_filters_share_the_held_out_images(tmp_path, capsys):
-    data = write_images(tmp_path / 'data' / 'x', 20)
+def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_images(tmp_path, capsys):
+    write_images(tmp_path / 'data' / 'x', 20)
     experiments = load_experiments()
-    status, out, err = call_main(experiments.main, ['--data-dir', tmp_path / 'data', '--epochs', 1, '--out',
-                                                    tmp_path / 'results', '--only', 'spec', '--filters', 'median 3x3'],
-                                 capsys)
+    argv = ['--data-dir', tmp_path / 'data', '--epochs', 1, '--out', tmp_path / 'results', '--only', 'spec',
+            '--filters', 'median 3x3', '--seeds', 4680, 4681]
+    status, out, err = call_main(experiments.main, argv, capsys)
     assert status == 0, err
     with open(tmp_path / 'results' / 'results.json') as f:
         results = json.load(f)
     assert set(results) == {'machine', 'epochs', 'networks', 'classical'}
-    [network] = results['networks']
-    assert network['name'] == 'spec' and network['held_out_images'] == 2 and network['train_images'] == 18
-    assert network['iterations'] == 1  # 18 images at batch 32: one batch per epoch
-    for key in ('train_l1', 'train_psnr', 'held_out_l1', 'held_out_psnr', 'noisy_psnr', 'parameters', 'wall_seconds'):
-        assert isinstance(network[key], (int, float)), key
-    assert [row['name'] for row in results['classical']] == ['noisy input', 'median 3x3']
-    assert all(row['held_out_set'] == network['held_out_set'] for row in results['classical'])
-    assert results['classical'][0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'])  # the same noisy draw
-    # and that set is asgn6.py's own split of this folder with its seed
+    networks = results['networks']
+    assert [(row['name'], row['seed']) for row in networks] == [('spec', 4680), ('spec', 4681)]
     paths = find_images(tmp_path / 'data')
-    expected = [os.path.basename(paths[i]) for i in held_out_split(len(paths), 0.1, Streams(4680))[1].tolist()]
-    assert network['held_out_set'] == hashlib.sha1('\n'.join(expected).encode()).hexdigest()[:12]
-    assert (tmp_path / 'results' / 'results.md').read_text().count('\n| ') == 4  # header, spec, noisy input, median
+    for network in networks:
+        assert network['held_out_images'] == 2 and network['train_images'] == 18
+        assert network['iterations'] == 1 and network['saves_averaged'] == [1]  # 18 images at batch 32: one batch
+        for key in ('train_l1', 'train_psnr', 'held_out_l1', 'held_out_psnr', 'noisy_psnr', 'parameters'):
+            assert isinstance(network[key], (int, float)), key
+        classical = [row for row in results['classical'] if row['seed'] == network['seed']]
+        assert [row['name'] for row in classical] == ['noisy input', 'median 3x3']
+        assert all(row['held_out_set'] == network['held_out_set'] for row in classical)
+        assert classical[0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'])  # the same noisy draw
+        # and that set is asgn6.py's own split of this folder with this seed
+        held = held_out_split(len(paths), 0.1, Streams(network['seed']))[1].tolist()
+        names = '\n'.join(os.path.basename(paths[i]) for i in held)
+        assert network['held_out_set'] == hashlib.sha1(names.encode()).hexdigest()[:12]
+    assert networks[0]['held_out_set'] != networks[1]['held_out_set']
+    table = (tmp_path / 'results' / 'results.md').read_text()
+    rows = [line for line in table.splitlines() if line.startswith('| ')]
+    assert len(rows) == 4  # header, spec, noisy input, median
+    assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
     assert Image.open(tmp_path / 'results' / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
+    # a second call keeps the complete runs and their wall times
+    walls = json.loads((tmp_path / 'results' / 'wall.json').read_text())
+    status, out, err = call_main(experiments.main, argv, capsys)
+    assert status == 0, err
+    assert json.loads((tmp_path / 'results' / 'wall.json').read_text()) == walls
+    assert 'already complete' in (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'train.log').read_text()
+    # a run whose checkpoint is gone (made in an earlier session) keeps its row; the filters are not run again
+    (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'checkpoint.pt').unlink()
+    status, out, err = call_main(experiments.main, argv + ['--skip-training'], capsys)
+    assert status == 0, err
+    assert 'spec, seed 4681: no checkpoint here; its row is kept' in out and 'classical filters' not in out
+    assert json.loads((tmp_path / 'results' / 'results.json').read_text()) == {**results, 'machine': results['machine']}
+
+
+def test_a_run_that_fails_is_one_line_naming_its_log(tmp_path, capsys):
+    write_images(tmp_path / 'data' / 'x', 2)  # one held out leaves one to train on: asgn6.py refuses
+    status, out, err = call_main(load_experiments().main, ['--data-dir', tmp_path / 'data', '--out', tmp_path / 'r',
+                                                           '--only', 'spec', '--seeds', 1], capsys)
+    log = tmp_path / 'r' / 'runs' / 'spec' / 'seed-1' / 'train.log'
+    assert status == 1 and len(err.strip().splitlines()) == 1
+    assert f'spec, seed 1: asgn6.py stopped with status 2; its output is in {log}' in err
+    assert 'need 2' in log.read_text()
+
+
+def shift_back(image, value):
+    """A 'filter' that undoes a shift of `value` (on the [-1, 1] scale) exactly; module-level, as a worker needs."""
+    return image - value / 2
+
+
+def test_a_filters_parameter_is_chosen_on_the_training_images_not_on_the_test():
+    experiments = load_experiments()
+    clean = torch.zeros(2, 3, 8, 8)
+    sets = {offset: MeasuredSet(clean, clean + offset, ['a', 'b']) for offset in (0.2, 0.6)}
+    shift = {'shift': ([0.2, 0.6], shift_back)}
+    rows, outputs = experiments.run_baselines(sets[0.6], sets[0.2], 1.0, shift)  # test shifted 0.6, probe 0.2
+    assert rows[1]['parameter'] == 0.2  # best on the probe, though 0.6 would score perfectly on the test
+    assert rows[1]['held_out_psnr'] == pytest.approx(psnr(clean + 0.4, clean), abs=1e-4)
 
 
 def test_numpy_filters_match_scipy():

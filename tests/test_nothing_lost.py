@@ -219,8 +219,8 @@ def test_plot_loss_states_the_window_it_used(tmp_path, capsys):
     losses.write_text(''.join(f'{0.5 - i / 100}\n' for i in range(24)))
     status, out, err = call_main(plot_loss.main, [losses, '--save', tmp_path / 'x.png'], capsys)  # window 200
     assert status == 0 and 'smoothed (window 24)' in out
-    assert plot_loss.curve_label('loss.txt', 200, 24) == 'loss.txt (moving average of 24)'
-    assert plot_loss.curve_label('loss.txt', 10, 24) == 'loss.txt (moving average of 10)'
+    assert plot_loss.curve_label('loss.txt', 200, 24) == 'loss.txt (centred moving average of 24)'
+    assert plot_loss.curve_label('loss.txt', 10, 24) == 'loss.txt (centred moving average of 10)'
 
 
 # ----------------------------------------------------------------------------- one exit-status convention

@@ -13,7 +13,7 @@ from PIL import Image
 import asgn6
 import models
 import plot_loss
-from run_state import convergence_stats, load_checkpoint, load_model, moving_average
+from run_state import centred_average, convergence_stats, load_checkpoint, load_model, moving_average
 from conftest import ROOT, train_args, write_images
 
 
@@ -90,8 +90,8 @@ def load_script(path):
     return module
 
 
-@pytest.mark.parametrize('script, expected', [('asgn6.py', 20), ('denoise.py', 11), ('plot_loss.py', 6),
-                                              (os.path.join('experiments', 'run_experiments.py'), 7),
+@pytest.mark.parametrize('script, expected', [('asgn6.py', 21), ('denoise.py', 11), ('plot_loss.py', 6),
+                                              (os.path.join('experiments', 'run_experiments.py'), 8),
                                               (os.path.join('benchmarks', 'bench_train.py'), 8),
                                               (os.path.join('benchmarks', 'bench_denoise.py'), 5)])
 def test_help_documents_every_flag_with_its_default(script, expected, capsys):
@@ -123,3 +123,10 @@ def test_convergence_stats_on_a_known_curve():
     assert stats['last_10pct_change'] == -0.5
     assert stats['minimum_at'] == 901
     np.testing.assert_allclose(moving_average(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1, 2, 4, 6])
+
+
+def test_the_centred_average_does_not_lag_a_falling_curve():
+    falling = np.arange(100, 0, -1, dtype=float)
+    np.testing.assert_allclose(centred_average(falling, 11)[5:-5], falling[5:-5])  # a straight line is kept
+    np.testing.assert_allclose(centred_average(np.array([1.0, 3.0, 5.0, 7.0]), 3), [2, 3, 5, 6])  # fewer at the ends
+    assert (moving_average(falling, 11)[10:] > falling[10:]).all()  # what a trailing mean does: sits above
