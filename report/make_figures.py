@@ -188,6 +188,25 @@ def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
                                f'{best.psnr:.2f} dB at iteration {best.iteration}.')
 
 
+def latent_histogram(codes, uniform, fitted, path):
+    """How the coordinates of the three kinds of latent vector are spread over [-1, 1]."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bins = np.linspace(-1, 1, 41)
+    for values, label in ((codes, 'encoder codes of the 749 images'), (uniform, 'uniform in [-1, 1] (the starter\'s)'),
+                          (fitted, 'Gaussian fitted to the codes, clamped')):
+        ax.hist(values.flatten().numpy(), bins=bins, density=True, histtype='step', linewidth=1.5, label=label)
+    ax.set_xlabel('value of one latent coordinate')
+    ax.set_ylabel('density')
+    ax.legend(loc='upper center')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 @torch.no_grad()
 def latent_section(count=2000):
     """Where the shipped model's encoder puts the 749 images, against where uniform draws land."""
@@ -208,6 +227,7 @@ def latent_section(count=2000):
     def nearest_code(points):
         return torch.cdist(points, codes).min(1).values.median().item()
 
+    latent_histogram(codes, uniform, fitted, os.path.join(FIGURES, 'latent-histogram.png'))
     own = torch.cdist(codes, codes).fill_diagonal_(float('inf')).min(1).values.median().item()
     eigenvalues = torch.linalg.eigvalsh(covariance).flip(0)
     dims90 = int((eigenvalues.cumsum(0) / eigenvalues.sum() < 0.9).sum()) + 1
