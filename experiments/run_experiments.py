@@ -32,12 +32,13 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+import asgn6  # noqa: E402
 import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import write_text_atomic  # noqa: E402
 from images import load_dataset, psnr, save_grid  # noqa: E402
-from run_state import CHECKPOINT_NAME, Validation, load_checkpoint, load_model  # noqa: E402
+from run_state import CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint, load_model, read_losses, read_validation  # noqa: E402
 
 VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682)  # each seed draws its own split, weights, order and noise
@@ -50,6 +51,13 @@ VARIANTS = {
     'mse-loss': ['--loss', 'mse'],
     'unet': ['--model', 'unet'],
     'spec-noise-0.5': ['--noise-level', '0.5'],
+    # towards a stronger denoiser, one change at a time at the common budget: the schedule, the architecture
+    'unet+cosine': ['--model', 'unet', '--lr-schedule', 'cosine'],
+    'residual-unet': ['--model', 'residual-unet'],
+    'residual-unet+cosine': ['--model', 'residual-unet', '--lr-schedule', 'cosine'],
+    # the stronger denoiser: the last, trained ten times as long, within 30 minutes on 2 CPU cores
+    'residual-unet+cosine-150ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--epochs', '150',
+                                   '--save-interval', '50'],
 }
 
 
@@ -57,18 +65,42 @@ def run_dir(out, name, seed):
     return os.path.join(out, 'runs', name, f'seed-{seed}')
 
 
-def train_variant(name, flags, *, seed, data_dir, epochs, out):
+def run_flags(name, *, seed, data_dir, epochs, folder):
+    """asgn6.py's flags for one variant and seed; a later flag wins, so a variant may set its own --epochs."""
+    return ['--data-dir', str(data_dir), '--val-split', str(VAL_SPLIT), '--epochs', str(epochs), '--seed', str(seed),
+            '--output-dir', folder, '--loss-file', os.path.join(folder, 'loss.txt'), '--log-interval', '50',
+            '--save-interval', '30', '--device', 'cpu', *VARIANTS[name]]
+
+
+def settings_of(flags):
+    """The settings asgn6.py runs with for these flags, defaults included."""
+    return vars(asgn6.parse_args(flags)[0])
+
+
+def is_complete(folder, settings):
+    """Whether a run's own files (loss.txt, validation.csv: committed, unlike its checkpoint) show it finished."""
+    try:
+        losses, saves = read_losses(os.path.join(folder, 'loss.txt')), read_validation(os.path.join(folder, VALIDATION_NAME))
+    except cli.UsageError:
+        return False
+    held_out, _, num_images = split_of_run(settings)
+    total = settings['epochs'] * training.batches_per_epoch(num_images - held_out.clean.size(0), settings['batch_size'])
+    return len(losses) == total and bool(saves) and saves[-1].iteration == total
+
+
+def train_variant(name, *, seed, data_dir, epochs, out):
     """Train one variant and seed with asgn6.py in its own process, or finish an interrupted run of it;
     returns the seconds spent training (0 for a run that was already complete)."""
     folder = run_dir(out, name, seed)
     os.makedirs(folder, exist_ok=True)
     checkpoint = os.path.join(folder, CHECKPOINT_NAME)
+    flags = run_flags(name, seed=seed, data_dir=data_dir, epochs=epochs, folder=folder)
+    if not os.path.exists(checkpoint) and is_complete(folder, settings_of(flags)):
+        print(f'--- {name}, seed {seed}: already complete (its loss.txt and {VALIDATION_NAME} say so)', flush=True)
+        return 0.0
     done_before = load_checkpoint(checkpoint, flag='run')['iteration'] if os.path.exists(checkpoint) else 0
-    command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', data_dir, '--val-split', str(VAL_SPLIT),
-               '--epochs', str(epochs), '--seed', str(seed), '--output-dir', folder,
-               '--loss-file', os.path.join(folder, 'loss.txt'), '--log-interval', '50', '--save-interval', '30',
-               '--device', 'cpu', *flags]  # a later flag wins: a variant may set its own --epochs or --save-interval
-    command += ['--resume', checkpoint] if done_before else ['--overwrite']
+    command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *flags, *(['--resume', checkpoint] if done_before
+                                                                        else ['--overwrite'])]
     print(f'--- {name}, seed {seed}: {" ".join(command[1:])}', flush=True)
     start = time.perf_counter()
     with open(os.path.join(folder, 'train.log'), 'a') as log:
@@ -81,15 +113,15 @@ def train_variant(name, flags, *, seed, data_dir, epochs, out):
 
 
 def split_of_run(settings):
-    """(HeldOut, training probe) of a run, on the CPU: asgn6.py's own split and its twin among the
-    training images, from the run's own settings."""
+    """(HeldOut, training probe, number of images) of a run, on the CPU: asgn6.py's own split and its twin
+    among the training images, from the run's own settings."""
     images, paths = load_dataset(settings['data_dir'], settings['image_size'])
     streams, cpu = training.Streams(settings['seed']), torch.device('cpu')
     train_images, train_paths, held_out = training.split_dataset(
         images, paths, val_split=settings['val_split'], noise_level=settings['noise_level'], streams=streams, device=cpu)
     probe = training.training_probe(train_images, train_paths, held_out.clean.size(0),
                                     noise_level=settings['noise_level'], streams=streams, device=cpu)
-    return held_out, probe
+    return held_out, probe, len(paths)
 
 
 def split_digest(held_out):
@@ -98,21 +130,21 @@ def split_digest(held_out):
     return hashlib.sha1(names.encode()).hexdigest()[:12]
 
 
-def evaluate_run(name, seed, folder, wall_seconds):
-    """A network run's scores: the mean of its last saves' measurements, which asgn6.py took in eval mode
-    on the held-out images and on as many training images, each with one fixed noise draw."""
-    checkpoint = load_checkpoint(os.path.join(folder, CHECKPOINT_NAME), flag='run')
-    model, settings = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'), flag='run')
-    saves = [Validation(*row) for row in checkpoint['validation']][-LAST_SAVES:]
-    held_out, _ = split_of_run(settings)
+def evaluate_run(name, seed, folder, wall_seconds, settings):
+    """A network run's scores from its own files: the mean of its last saves' measurements, which asgn6.py took
+    in eval mode on the held-out images and on as many training images, each with one fixed noise draw."""
+    saves = read_validation(os.path.join(folder, VALIDATION_NAME))[-LAST_SAVES:]
+    model = models.build(settings['model'], settings['latent_size'], settings['image_size'])
+    held_out, _, num_images = split_of_run(settings)
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
     return {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': settings['noise_level'],
             'model': settings['model'], 'latent_size': settings['latent_size'] if model.has_latent else None,
             'loss': settings['loss'], 'parameters': models.count_parameters(model),
-            'iterations': len(checkpoint['losses']), 'saves_averaged': [row.iteration for row in saves],
+            'iterations': len(read_losses(os.path.join(folder, 'loss.txt'))),
+            'saves_averaged': [row.iteration for row in saves],
             'wall_seconds': round(wall_seconds, 1), 'train_l1': mean('train_l1'), 'train_psnr': mean('train_psnr'),
             'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
-            'held_out_images': held_out.clean.size(0), 'train_images': checkpoint['num_images'] - held_out.clean.size(0),
+            'held_out_images': held_out.clean.size(0), 'train_images': num_images - held_out.clean.size(0),
             'held_out_set': split_digest(held_out)}
 
 
@@ -238,6 +270,7 @@ def markdown_table(networks, classical, machine, epochs):
              '| method | noise | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
              '|--------------------|----|----------|------|-------------|-------------|---------------|------|']
     for (name, level), rows in grouped(networks).items():
+        name += f' ({len(rows)} seed{"s" if len(rows) > 1 else ""})' if len(rows) < len(seeds) else ''
         lines.append(f'| {name} | {level} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]} | '
                      f'{mean_std(rows, "train_psnr")} | {mean_std(rows, "held_out_psnr")} | '
                      f'{mean_std(rows, "held_out_l1", 4)} | {np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
@@ -290,26 +323,24 @@ def write_table(out, results):
     return '\n'.join(tables)
 
 
-def evaluate_all(out, walls, filters, previous, data_dir):
-    """Rows for every run in `out`: measured from its checkpoint where there is one, else kept from the
-    previous results.json (a run made in an earlier session, on a machine since gone); classical rows on
-    each seed's split, reused from the previous results when they were made on the same images."""
+def evaluate_all(out, walls, filters, previous, data_dir, epochs):
+    """Rows for every complete run in `out`, from its own files (its checkpoint may be gone: it is not committed);
+    classical rows on each seed's split, reused from the previous results when they were made on the same images."""
     networks = []
     for name in VARIANTS:
-        for seed in sorted({*SEEDS, *seeds_in(out, name)}):
+        for seed in sorted(seeds_in(out, name)):
             folder = run_dir(out, name, seed)
-            if os.path.exists(os.path.join(folder, CHECKPOINT_NAME)):
-                networks.append(evaluate_run(name, seed, folder, walls.get(f'{name}/seed-{seed}', float('nan'))))
-            elif (name, seed) in previous['networks']:
-                print(f'{name}, seed {seed}: no checkpoint here; its row is kept from the previous results')
-                networks.append(previous['networks'][name, seed])
+            settings = settings_of(run_flags(name, seed=seed, data_dir=data_dir, epochs=epochs, folder=folder))
+            if is_complete(folder, settings):
+                networks.append(evaluate_run(name, seed, folder, walls.get(f'{name}/seed-{seed}', float('nan')),
+                                             settings))
+            else:
+                print(f'{name}, seed {seed}: not complete, so not in the table; a new call resumes it')
     classical, figure_inputs = [], None
     for level, seed in sorted({(row['noise_level'], row['seed']) for row in networks}, key=lambda k: (-k[0], k[1])):
-        held_out, probe = split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
-                                        'noise_level': level, 'seed': seed})
+        held_out, probe, _ = split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
+                                           'noise_level': level, 'seed': seed})
         digest = split_digest(held_out)
-        if any(row['held_out_set'] != digest for row in networks if (row['noise_level'], row['seed']) == (level, seed)):
-            raise cli.Failure(f'seed {seed}: the runs in {out} held out other images than --data-dir {data_dir} gives')
         kept = previous['classical'].get((level, seed, digest), [])
         if {row['name'] for row in kept} >= {'noisy input', *filters}:
             rows, outputs = [row for row in kept if row['name'] in {'noisy input', *filters}], None
@@ -331,14 +362,13 @@ def seeds_in(out, name):
 
 
 def previous_results(out):
-    """The last results.json, indexed: networks by (name, seed), classical by (noise, seed, held-out set)."""
+    """The last results.json's classical rows, indexed by (noise, seed, held-out set): filters are slow to rerun."""
     results = read_json(os.path.join(out, 'results.json'), default={'networks': [], 'classical': []})
-    networks = {(row['name'], row['seed']): row for row in results['networks'] if 'seed' in row}
     classical = {}
     for row in results['classical']:
         if 'seed' in row:
             classical.setdefault((row['noise_level'], row['seed'], row['held_out_set']), []).append(row)
-    return {'networks': networks, 'classical': classical}
+    return {'classical': classical}
 
 
 def report(out, epochs, networks, classical, figure_inputs):
@@ -396,11 +426,11 @@ def run(args):
             if args.skip_training:
                 continue
             key = f'{name}/seed-{seed}'
-            walls[key] = walls.get(key, 0.0) + train_variant(name, VARIANTS[name], seed=seed, data_dir=args.data_dir,
+            walls[key] = walls.get(key, 0.0) + train_variant(name, seed=seed, data_dir=args.data_dir,
                                                              epochs=args.epochs, out=args.out)
             write_text_atomic(walls_path, json.dumps(walls, indent=1))
     networks, classical, figure_inputs = evaluate_all(args.out, walls, classical_filters(args.filters),
-                                                      previous_results(args.out), args.data_dir)
+                                                      previous_results(args.out), args.data_dir, args.epochs)
     report(args.out, args.epochs, networks, classical, figure_inputs)
     return 0
 

@@ -236,6 +236,8 @@ def latent_section(count=2000):
             f'{fitted.std(0).mean():.3f} |',
             f'| share of coordinates beyond ±0.9 | {(codes.abs() > 0.9).double().mean():.1%} | '
             f'{(uniform.abs() > 0.9).double().mean():.1%} | {(fitted.abs() > 0.9).double().mean():.1%} |',
+            f'| share of coordinates within ±0.5 | {(codes.abs() < 0.5).double().mean():.1%} | '
+            f'{(uniform.abs() < 0.5).double().mean():.1%} | {(fitted.abs() < 0.5).double().mean():.1%} |',
             f'| median Mahalanobis distance under the fitted Gaussian | {mahalanobis(codes):.1f} | '
             f'{mahalanobis(uniform):.1f} | {mahalanobis(fitted):.1f} |',
             f'| median distance to the nearest code of an image | {own:.2f} (another image\'s) | '
