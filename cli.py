@@ -3,6 +3,9 @@ signal, and one mapping from what went wrong to a one-line message and an exit s
 1 failure during the work, 128 + N on signal N), so that no script prints a traceback.
 """
 import argparse
+import os
+import platform
+import re
 import shlex
 import signal
 import sys
@@ -114,3 +117,20 @@ def report_errors(prog, work, interrupted='stopped'):
     except MemoryError:
         print(f'{prog}: error: out of memory', file=sys.stderr)
         return EXIT_FAILURE
+
+
+def machine_name():
+    """The CPU with its vector class (floats and speed-ups differ between AVX2 and AVX-512 machines), the core
+    count and torch: what a timing or a float depends on."""
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            text = f.read()
+        cpu = re.search(r'model name\s*: (.*)', text).group(1)
+        flags = re.search(r'flags\s*: (.*)', text).group(1).split()
+        cpu += ', AVX-512' + (' with AVX512-BF16' if 'avx512_bf16' in flags else '') if 'avx512f' in flags else \
+            ', AVX2 only' if 'avx2' in flags else ''
+    except (OSError, AttributeError):
+        pass
+    return f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}'

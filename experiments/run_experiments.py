@@ -21,7 +21,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -130,7 +129,7 @@ def split_digest(held_out):
     return hashlib.sha1(names.encode()).hexdigest()[:12]
 
 
-def evaluate_run(name, seed, folder, wall_seconds, settings):
+def evaluate_run(name, seed, folder, timing, settings):
     """A network run's scores from its own files: the mean of its last saves' measurements, which asgn6.py took
     in eval mode on the held-out images and on as many training images, each with one fixed noise draw."""
     saves = read_validation(os.path.join(folder, VALIDATION_NAME))[-LAST_SAVES:]
@@ -142,7 +141,8 @@ def evaluate_run(name, seed, folder, wall_seconds, settings):
             'loss': settings['loss'], 'parameters': models.count_parameters(model),
             'iterations': len(read_losses(os.path.join(folder, 'loss.txt'))),
             'saves_averaged': [row.iteration for row in saves],
-            'wall_seconds': round(wall_seconds, 1), 'train_l1': mean('train_l1'), 'train_psnr': mean('train_psnr'),
+            'wall_seconds': round(timing['seconds'], 1), 'machine': timing['machine'],
+            'train_l1': mean('train_l1'), 'train_psnr': mean('train_psnr'),
             'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
             'held_out_images': held_out.clean.size(0), 'train_images': num_images - held_out.clean.size(0),
             'held_out_set': split_digest(held_out)}
@@ -255,13 +255,24 @@ def mean_std(rows, key, digits=2):
     return f'{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}'
 
 
-def markdown_table(networks, classical, machine, epochs):
+def timing_machines(networks):
+    """Where the wall times were measured: 'M' for one machine, else 'M1 (seeds a, b); M2 (seed c)'."""
+    seeds = {}
+    for row in networks:
+        seeds.setdefault(row.get('machine', 'unknown'), set()).add(row['seed'])
+    if len(seeds) == 1:
+        return next(iter(seeds))
+    return '; '.join(f'{machine} (seed{"s" if len(found) > 1 else ""} {", ".join(map(str, sorted(found)))})'
+                     for machine, found in seeds.items())
+
+
+def markdown_table(networks, classical, epochs):
     """The table of one noise level's rows (the caller filters them), with a line that says how they were made."""
     first = networks[0]
     seeds = sorted({row.get('seed', SEEDS[0]) for row in networks})  # results.json of before seeds had one
     over = (f'the mean ± standard deviation over {len(seeds)} seeds ({", ".join(map(str, seeds))}), each'
             if len(seeds) > 1 else f'one seed ({seeds[0]})')
-    lines = [f'Machine: {machine}. Each row is {over} with its own 90/10 split of the images ({first["train_images"]} '
+    lines = [f'Machine: {timing_machines(networks)}. Each row is {over} with its own 90/10 split of the images ({first["train_images"]} '
              f'training, {first["held_out_images"]} held out). Networks: {epochs} epochs, batch 32 ('
              f'{first["iterations"]} iterations) unless the iterations column says otherwise, scored by the mean of '
              f'their last {LAST_SAVES} saves; train PSNR is measured in the same way on '
@@ -293,15 +304,12 @@ def comparison_figure(path, held_out, network_folders, classical_output, count=8
     save_grid(path, torch.cat(rows), images_per_row=count)
 
 
-def machine_name():
-    """The CPU's model name where Linux tells it, the core count and torch: what the wall times depend on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'{cpu}, {os.cpu_count()} CPU cores, torch {torch.__version__}'
+def add_timing(timing, seconds):
+    """A run's wall.json entry after `seconds` more of training on this machine: a run resumed on another
+    machine names both."""
+    timing = timing or {'seconds': 0.0, 'machine': cli.machine_name()}
+    machines = list(dict.fromkeys([*timing['machine'].split(' + '), cli.machine_name()]))
+    return {'seconds': timing['seconds'] + seconds, 'machine': ' + '.join(machines)}
 
 
 def read_json(path, default=None):
@@ -317,7 +325,7 @@ def write_table(out, results):
     tables = []
     for level in sorted({row['noise_level'] for row in results['networks']}, reverse=True):
         rows = {kind: [row for row in results[kind] if row['noise_level'] == level] for kind in ('networks', 'classical')}
-        table = markdown_table(rows['networks'], rows['classical'], results['machine'], results['epochs'])
+        table = markdown_table(rows['networks'], rows['classical'], results['epochs'])
         write_text_atomic(os.path.join(out, 'results.md' if level == 1.0 else f'results-noise-{level:g}.md'), table)
         tables.append(table)
     return '\n'.join(tables)
@@ -332,8 +340,8 @@ def evaluate_all(out, walls, filters, previous, data_dir, epochs):
             folder = run_dir(out, name, seed)
             settings = settings_of(run_flags(name, seed=seed, data_dir=data_dir, epochs=epochs, folder=folder))
             if is_complete(folder, settings):
-                networks.append(evaluate_run(name, seed, folder, walls.get(f'{name}/seed-{seed}', float('nan')),
-                                             settings))
+                timing = walls.get(f'{name}/seed-{seed}', {'seconds': float('nan'), 'machine': 'unknown'})
+                networks.append(evaluate_run(name, seed, folder, timing, settings))
             else:
                 print(f'{name}, seed {seed}: not complete, so not in the table; a new call resumes it')
     classical, figure_inputs = [], None
@@ -372,7 +380,7 @@ def previous_results(out):
 
 
 def report(out, epochs, networks, classical, figure_inputs):
-    results = {'machine': machine_name(), 'epochs': epochs, 'networks': networks, 'classical': classical}
+    results = {'epochs': epochs, 'networks': networks, 'classical': classical}
     write_text_atomic(os.path.join(out, 'results.json'), json.dumps(results, indent=1))
     print(write_table(out, results))
     if figure_inputs is None:
@@ -425,10 +433,10 @@ def run(args):
         for name in names:
             if args.skip_training:
                 continue
-            key = f'{name}/seed-{seed}'
-            walls[key] = walls.get(key, 0.0) + train_variant(name, seed=seed, data_dir=args.data_dir,
-                                                             epochs=args.epochs, out=args.out)
-            write_text_atomic(walls_path, json.dumps(walls, indent=1))
+            seconds = train_variant(name, seed=seed, data_dir=args.data_dir, epochs=args.epochs, out=args.out)
+            if seconds:
+                walls[f'{name}/seed-{seed}'] = add_timing(walls.get(f'{name}/seed-{seed}'), seconds)
+                write_text_atomic(walls_path, json.dumps(walls, indent=1))
     networks, classical, figure_inputs = evaluate_all(args.out, walls, classical_filters(args.filters),
                                                       previous_results(args.out), args.data_dir, args.epochs)
     report(args.out, args.epochs, networks, classical, figure_inputs)

@@ -24,6 +24,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
+import cli  # noqa: E402
 import training  # noqa: E402
 from files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
 from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
@@ -294,7 +295,7 @@ def ship(checkpoint_path, name, command):
              f'{os.path.getsize(checkpoint_path) / 2 ** 20:.1f} MiB',
              f'PSNR of its outputs on all {clean.size(0)} images of data/ with one noise draw (seed {settings["seed"]}): '
              f'float32 {scores[0]:.4f} dB, float16 weights {scores[1]:.4f} dB, change {scores[1] - scores[0]:+.4f} dB',
-             f'measured on: {machine()}']
+             f'measured on: {cli.machine_name()}']
     write_text_atomic(os.path.join(WEIGHTS, name.replace('.pt', '.txt')), '\n'.join(lines) + '\n')
     print('\n'.join(lines))
 
@@ -321,21 +322,6 @@ def collect_held_out(run_dir, loss_file, log_file):
     for measured in (held_out, probe):
         rows += [measured.clean[:8], measured.noisy[:8], model(measured.noisy[:8])]
     save_grid(os.path.join(HELD_OUT, 'outputs.png'), torch.cat(rows), images_per_row=8)
-
-
-def machine():
-    import platform
-    cpu = platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            text = f.read()
-        cpu = re.search(r'model name\s*: (.*)', text).group(1)
-        flags = re.search(r'flags\s*: (.*)', text).group(1).split()
-        cpu += ', AVX-512' + (' with AVX512-BF16' if 'avx512_bf16' in flags else '') if 'avx512f' in flags else \
-            ', AVX2 only' if 'avx2' in flags else ''
-    except (OSError, AttributeError):
-        pass
-    return f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}'
 
 
 def replace_section(text, name, content):
@@ -367,7 +353,7 @@ def main():
         collect_held_out(args.collect_held_out, os.path.join(args.collect_held_out, 'loss.txt'),
                          log if os.path.exists(log) else None)
     if args.ship_denoiser:
-        ship(args.ship_denoiser, 'residual-unet.pt', 'python experiments/run_experiments.py --only residual-unet')
+        ship(args.ship_denoiser, 'residual-unet.pt', 'python experiments/run_experiments.py --only residual-unet+cosine-150ep')
     os.makedirs(FIGURES, exist_ok=True)
     path = os.path.join(HERE, 'report.md')
     with open(path) as f:

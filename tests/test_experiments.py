@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 import asgn6
+import cli
 import denoise
 import models
 from images import find_images, load_dataset, psnr, to_unit_range
@@ -148,7 +149,7 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     assert status == 0, err
     with open(tmp_path / 'results' / 'results.json') as f:
         results = json.load(f)
-    assert set(results) == {'machine', 'epochs', 'networks', 'classical'}
+    assert set(results) == {'epochs', 'networks', 'classical'}
     networks = results['networks']
     assert [(row['name'], row['seed']) for row in networks] == [('spec', 4680), ('spec', 4681)]
     paths = find_images(tmp_path / 'data')
@@ -170,6 +171,7 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     rows = [line for line in table.splitlines() if line.startswith('| ')]
     assert len(rows) == 4  # header, spec, noisy input, median
     assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
+    assert table.startswith(f'Machine: {cli.machine_name()}. ')  # where the wall times were measured
     assert Image.open(tmp_path / 'results' / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
     # a second call keeps the complete runs and their wall times
     walls = json.loads((tmp_path / 'results' / 'wall.json').read_text())
@@ -183,7 +185,7 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     status, out, err = call_main(experiments.main, argv, capsys)
     assert status == 0, err
     assert 'spec, seed 4681: already complete' in out and 'classical filters' not in out
-    assert json.loads((tmp_path / 'results' / 'results.json').read_text()) == {**results, 'machine': results['machine']}
+    assert json.loads((tmp_path / 'results' / 'results.json').read_text()) == results
     # one whose files say it stopped early is left out of the table, and named
     losses = tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'loss.txt'
     losses.write_text('')
@@ -191,6 +193,16 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     assert status == 0, err
     assert 'spec, seed 4681: not complete, so not in the table' in out
     assert [row['seed'] for row in json.loads((tmp_path / 'results' / 'results.json').read_text())['networks']] == [4680]
+
+
+def test_wall_times_name_the_machines_they_were_measured_on(monkeypatch):
+    experiments = load_experiments()
+    monkeypatch.setattr(cli, 'machine_name', lambda: 'B')
+    assert experiments.add_timing(None, 10.0) == {'seconds': 10.0, 'machine': 'B'}
+    assert experiments.add_timing({'seconds': 5.0, 'machine': 'A'}, 10.0) == {'seconds': 15.0, 'machine': 'A + B'}
+    rows = [{'seed': 1, 'machine': 'A'}, {'seed': 2, 'machine': 'B'}, {'seed': 3, 'machine': 'B'}]
+    assert experiments.timing_machines(rows) == 'A (seed 1); B (seeds 2, 3)'
+    assert experiments.timing_machines(rows[1:]) == 'B'
 
 
 def test_a_run_that_fails_is_one_line_naming_its_log(tmp_path, capsys):
