@@ -1,7 +1,7 @@
 """Q3(f): the assignment's model, its variants and classical denoisers, on held-out Pokemon, with error bars.
 
     pip install -r experiments/requirements.txt   # scikit-image and bm3d, for the classical baselines
-    python experiments/run_experiments.py          # every variant x 3 seeds: about an hour on 2 CPU cores
+    python experiments/run_experiments.py          # every variant x 3 seeds: about 4 hours on 2 CPU cores
 
 Every variant is trained by asgn6.py once per seed with --val-split 0.1: each seed holds out its own 10%
 of the embedded images, and within a seed every variant has the same split, batch size and epochs.
@@ -223,14 +223,14 @@ def run_baselines(held_out, probe, noise_level, filters):
     """Every classical filter on one split's held-out images, with the parameter that scored best on the
     split's training probe: chosen on images the test never sees, as a network's weights are."""
     digest = split_digest(held_out)
-    rows, outputs = [baseline_row('noisy input', None, held_out.noisy, held_out.clean, noise_level, digest)], {}
+    rows = [baseline_row('noisy input', None, held_out.noisy, held_out.clean, noise_level, digest)]
     for name, (grid, apply) in filters.items():
         parameter = max(grid, key=lambda value: psnr(apply_filter(apply, probe.noisy, value), probe.clean))
-        outputs[name] = apply_filter(apply, held_out.noisy, parameter)
-        rows.append(baseline_row(name, parameter, outputs[name], held_out.clean, noise_level, digest))
+        rows.append(baseline_row(name, parameter, apply_filter(apply, held_out.noisy, parameter), held_out.clean,
+                                 noise_level, digest))
         print(f'{name}: {rows[-1]["held_out_psnr"]:.2f} dB (parameter {parameter}, chosen on training images)',
               flush=True)
-    return rows, outputs
+    return rows
 
 
 def baseline_row(name, parameter, denoised, clean, noise_level, digest):
@@ -294,13 +294,14 @@ def markdown_table(networks, classical, epochs):
 
 
 @torch.no_grad()
-def comparison_figure(path, held_out, network_folders, classical_output, count=8):
+def comparison_figure(path, held_out, network_folders, classical, count=8):
+    """The first held-out images: clean, noisy, each network's output, and `classical(noisy)`."""
     count = min(count, held_out.clean.size(0))
     rows = [held_out.clean[:count], held_out.noisy[:count]]
     for folder in network_folders:
         model, _ = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'), flag='run')
         rows.append(model(held_out.noisy[:count]))
-    rows.append(classical_output[:count])
+    rows.append(classical(held_out.noisy[:count]))
     save_grid(path, torch.cat(rows), images_per_row=count)
 
 
@@ -351,15 +352,15 @@ def evaluate_all(out, walls, filters, previous, data_dir, epochs):
         digest = split_digest(held_out)
         kept = previous['classical'].get((level, seed, digest), [])
         if {row['name'] for row in kept} >= {'noisy input', *filters}:
-            rows, outputs = [row for row in kept if row['name'] in {'noisy input', *filters}], None
+            rows = [row for row in kept if row['name'] in {'noisy input', *filters}]
         else:
             print(f'classical filters, noise {level}, split of seed {seed}:', flush=True)
-            rows, outputs = run_baselines(held_out, probe, level, filters)
+            rows = run_baselines(held_out, probe, level, filters)
             for row in rows:
                 row['seed'] = seed
         classical += rows
         if level == 1.0 and figure_inputs is None:
-            figure_inputs = (seed, rows, outputs, held_out)
+            figure_inputs = (seed, rows, held_out)
     return networks, classical, figure_inputs
 
 
@@ -379,25 +380,24 @@ def previous_results(out):
     return {'classical': classical}
 
 
-def report(out, epochs, networks, classical, figure_inputs):
+def report(out, epochs, networks, classical, figure_inputs, filters):
     results = {'epochs': epochs, 'networks': networks, 'classical': classical}
     write_text_atomic(os.path.join(out, 'results.json'), json.dumps(results, indent=1))
     print(write_table(out, results))
     if figure_inputs is None:
         return
-    seed, rows, outputs, held_out = figure_inputs
+    seed, rows, held_out = figure_inputs
     here = [row for row in networks if row['noise_level'] == 1.0 and row['seed'] == seed
             and os.path.exists(os.path.join(run_dir(out, row['name'], seed), CHECKPOINT_NAME))]
     best_network = max(here, key=lambda row: row['held_out_psnr'], default={'name': None})['name']
     shown = list(dict.fromkeys(name for name in ('spec', best_network) if any(r['name'] == name for r in here)))
-    filters = [row for row in rows if outputs and row['name'] in outputs]
-    if not shown or not filters:
-        print('denoised.png kept as it is: it needs the checkpoints of this seed\'s runs and the filters\' outputs')
+    best_filter = max((row for row in rows if row['name'] in filters), key=lambda row: row['held_out_psnr'], default=None)
+    if not shown or best_filter is None:
+        print('denoised.png kept as it is: it needs the checkpoints of this seed\'s runs and a classical filter')
         return
-    best_filter = max(filters, key=lambda row: row['held_out_psnr'])['name']
     comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
-                      outputs[best_filter])
-    print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter}')
+                      lambda noisy: apply_filter(filters[best_filter['name']][1], noisy, best_filter['parameter']))
+    print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter["name"]}')
 
 
 def main(argv=None):
@@ -437,9 +437,10 @@ def run(args):
             if seconds:
                 walls[f'{name}/seed-{seed}'] = add_timing(walls.get(f'{name}/seed-{seed}'), seconds)
                 write_text_atomic(walls_path, json.dumps(walls, indent=1))
-    networks, classical, figure_inputs = evaluate_all(args.out, walls, classical_filters(args.filters),
-                                                      previous_results(args.out), args.data_dir, args.epochs)
-    report(args.out, args.epochs, networks, classical, figure_inputs)
+    filters = classical_filters(args.filters)
+    networks, classical, figure_inputs = evaluate_all(args.out, walls, filters, previous_results(args.out),
+                                                      args.data_dir, args.epochs)
+    report(args.out, args.epochs, networks, classical, figure_inputs, filters)
     return 0
 
 
