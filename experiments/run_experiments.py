@@ -272,23 +272,23 @@ def markdown_table(networks, classical, epochs):
     seeds = sorted({row.get('seed', SEEDS[0]) for row in networks})  # results.json of before seeds had one
     over = (f'the mean ± standard deviation over {len(seeds)} seeds ({", ".join(map(str, seeds))}), each'
             if len(seeds) > 1 else f'one seed ({seeds[0]})')
-    lines = [f'Machine: {timing_machines(networks)}. Each row is {over} with its own 90/10 split of the images ({first["train_images"]} '
-             f'training, {first["held_out_images"]} held out). Networks: {epochs} epochs, batch 32 ('
-             f'{first["iterations"]} iterations) unless the iterations column says otherwise, scored by the mean of '
-             f'their last {LAST_SAVES} saves; train PSNR is measured in the same way on '
+    lines = [f'Noise half-width {first["noise_level"]:g}. Each row is {over} with its own 90/10 split of the images '
+             f'({first["train_images"]} training, {first["held_out_images"]} held out). Networks: {epochs} epochs, '
+             f'batch 32 ({first["iterations"]} iterations) unless the iterations column says otherwise, scored by the '
+             f'mean of their last {LAST_SAVES} saves; train PSNR is measured in the same way on '
              f'{first["held_out_images"]} training images. Filters: the parameter scored best on those training '
-             'images, per seed. PSNR in dB.', '',
-             '| method | noise | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
-             '|--------------------|----|----------|------|-------------|-------------|---------------|------|']
-    for (name, level), rows in grouped(networks).items():
+             f'images, per seed. PSNR in dB. Wall times measured on: {timing_machines(networks)}.', '',
+             '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
+             '|------------------------|-----------|-----------|-------------|-------------|------------|---------|']
+    for (name, _), rows in grouped(networks).items():
         name += f' ({len(rows)} seed{"s" if len(rows) > 1 else ""})' if len(rows) < len(seeds) else ''
-        lines.append(f'| {name} | {level} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]} | '
+        lines.append(f'| {name} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]} | '
                      f'{mean_std(rows, "train_psnr")} | {mean_std(rows, "held_out_psnr")} | '
                      f'{mean_std(rows, "held_out_l1", 4)} | {np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
-    for (name, level), rows in grouped(classical).items():
+    for (name, _), rows in grouped(classical).items():
         chosen = sorted({row['parameter'] for row in rows}, key=str)
         parameter = '' if chosen == [None] else f' ({", ".join(map(str, chosen))})'
-        lines.append(f'| {name}{parameter} | {level} | - | - | - | {mean_std(rows, "held_out_psnr")} | '
+        lines.append(f'| {name}{parameter} | - | - | - | {mean_std(rows, "held_out_psnr")} | '
                      f'{mean_std(rows, "held_out_l1", 4)} | - |')
     return '\n'.join(lines) + '\n'
 

@@ -186,7 +186,22 @@ def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
     best = max(rows, key=lambda row: row.psnr)
     return '\n'.join(table) + (f'\n\nNoisy input: {rows[0].noisy_psnr:.2f} dB (held out), '
                                f'{rows[0].train_noisy_psnr:.2f} dB (training images). Best held-out save: '
-                               f'{best.psnr:.2f} dB at iteration {best.iteration}.')
+                               f'{best.psnr:.2f} dB at iteration {best.iteration}. ' + epoch_end_dips(rows, per_epoch))
+
+
+def epoch_end_dips(rows, per_epoch):
+    """How a save right after an epoch's last (remainder) batch differs from the save before it, against
+    the other saves: the evidence for the jitter Q3(f) explains."""
+    after, other = [], []
+    for before, row in zip(rows, rows[1:]):
+        change = (row.psnr - before.psnr, row.train_psnr - before.train_psnr)
+        (after if row.iteration % per_epoch == 0 else other).append(change)
+    if not after:
+        return ''
+    mean = lambda pairs, i: np.mean([pair[i] for pair in pairs])  # noqa: E731
+    return (f'Change from the save before, for the {len(after)} saves that follow an epoch\'s last batch: '
+            f'{mean(after, 0):+.2f} dB held out, {mean(after, 1):+.2f} dB training images; for the other '
+            f'{len(other)} saves: {mean(other, 0):+.2f} and {mean(other, 1):+.2f} dB.')
 
 
 def latent_histogram(codes, uniform, fitted, path):
@@ -374,7 +389,8 @@ def build_pdf():
     """report.pdf from report.md: pandoc with pdflatex, the same header and fonts every time."""
     def pandoc(tmp):
         subprocess.run(['pandoc', 'report.md', '--output', tmp, '--pdf-engine', 'pdflatex', '--include-in-header',
-                        'header.tex', '--variable', 'colorlinks=true', '--variable', 'fontsize=10pt',
+                        'header.tex', '--lua-filter', 'keep-tables-whole.lua', '--variable', 'colorlinks=true',
+                        '--variable', 'fontsize=10pt',
                         '--resource-path', '.'], cwd=HERE, check=True)
     atomic_write(os.path.join(HERE, 'report.pdf'), pandoc)
     print(f'built {os.path.join(HERE, "report.pdf")}')

@@ -41,3 +41,14 @@ def test_the_reports_latent_statistics_are_what_the_shipped_weights_give(tmp_pat
     for mine, theirs in zip(numbers(fresh), numbers(shown)):
         assert abs(mine - theirs) <= 0.02 * abs(theirs) + 0.1
     assert (tmp_path / 'latent-histogram.png').exists()
+
+
+def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
+    import make_figures
+    from run_state import Validation
+    # 5 iterations per epoch, a save every 2: the saves at 10 and 20 follow an epoch's last batch
+    psnrs = {2: 10.0, 4: 11.0, 6: 12.0, 8: 13.0, 10: 11.0, 12: 14.0, 14: 15.0, 16: 16.0, 18: 17.0, 20: 16.0}
+    rows = [Validation(i, 0.1, p, 9.0, 0.1, p + 1, 9.0) for i, p in psnrs.items()]
+    assert make_figures.epoch_end_dips(rows, 5) == (
+        "Change from the save before, for the 2 saves that follow an epoch's last batch: -1.50 dB held out, "
+        "-1.50 dB training images; for the other 7 saves: +1.29 and +1.29 dB.")
