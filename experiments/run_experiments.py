@@ -1,7 +1,7 @@
 """Q3(f): the assignment's model, its variants and classical denoisers, on held-out Pokemon, with error bars.
 
     pip install -r experiments/requirements.txt   # scikit-image and bm3d, for the classical baselines
-    python experiments/run_experiments.py          # every variant x 3 seeds: about 4 hours on 2 CPU cores
+    python experiments/run_experiments.py          # every variant x 3 seeds: hours on 2 CPU cores (README)
 
 Every variant is trained by asgn6.py once per seed with --val-split 0.1: each seed holds out its own 10%
 of the embedded images, and within a seed every variant has the same split, batch size and epochs.
