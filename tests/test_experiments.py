@@ -225,7 +225,7 @@ def test_a_filters_parameter_is_chosen_on_the_training_images_not_on_the_test():
     clean = torch.zeros(2, 3, 8, 8)
     sets = {offset: MeasuredSet(clean, clean + offset, ['a', 'b']) for offset in (0.2, 0.6)}
     shift = {'shift': ([0.2, 0.6], shift_back)}
-    rows, outputs = experiments.run_baselines(sets[0.6], sets[0.2], 1.0, shift)  # test shifted 0.6, probe 0.2
+    rows = experiments.run_baselines(sets[0.6], sets[0.2], 1.0, shift)  # test shifted 0.6, probe 0.2
     assert rows[1]['parameter'] == 0.2  # best on the probe, though 0.6 would score perfectly on the test
     assert rows[1]['held_out_psnr'] == pytest.approx(psnr(clean + 0.4, clean), abs=1e-4)
 
