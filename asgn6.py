@@ -10,7 +10,6 @@ continues from.  Ctrl-C stops cleanly after the current iteration.
     python asgn6.py                      # 500 epochs on data/pokemon: about 1.5 hours on 2 CPU cores (see README)
     python asgn6.py --resume             # carry on an interrupted run
 """
-import argparse
 import contextlib
 import os
 import sys
@@ -20,80 +19,12 @@ from dataclasses import dataclass
 import torch
 
 import cli
-import models
 import training
 from files import FolderLock, check_can_create, make_folder
 from images import load_dataset, save_grid
-from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, TrainingState, Validation, check_resumable, check_trainable,
+from run_state import (CHECKPOINT_NAME, MEMORY_FORMATS, VALIDATION_NAME, TrainingState, Validation, check_resumable, check_trainable,
                        load_checkpoint, refuse_to_replace, resume_settings, run_outputs, save_checkpoint, save_losses,
-                       save_validation)
-
-
-MEMORY_FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
-
-
-def build_parser():
-    p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data-dir', default='data', help='folder of training images, searched with its sub-folders; the '
-                   "course's ImageFolder layout (data/pokemon/*.png) and a flat folder both work. Transparent pixels "
-                   'become white; images are resized on the short side and centre-cropped (default: data)')
-    p.add_argument('--image-size', type=cli.positive_int(), default=64, help="side of the square training images; "
-                   "the assignment's decoder always outputs 64, so only 64 is accepted (default: 64)")
-    p.add_argument('--latent-size', type=cli.positive_int(), default=128, help='size z_dim of the latent code (default: 128)')
-    p.add_argument('--batch-size', type=cli.positive_int(2), default=32, help='images per iteration. The last batch of '
-                   'an epoch holds the remainder; a remainder of one image is skipped that epoch (BatchNorm needs two), '
-                   'and a batch size above the dataset size means the whole dataset per batch (default: 32)')
-    p.add_argument('--epochs', type=cli.positive_int(), default=500, help='passes through the data (default: 500)')
-    p.add_argument('--log-interval', type=cli.positive_int(), default=10, help='iterations between progress lines (default: 10)')
-    p.add_argument('--save-interval', type=cli.positive_int(), default=100, help='iterations between sample grids, '
-                   'loss file and checkpoint; all are also written at the end, the last two on Ctrl-C (default: 100)')
-    p.add_argument('--output-dir', default='samples', help='folder for grids and checkpoint (default: samples)')
-    p.add_argument('--loss-file', default='loss.txt', help='every iteration\'s loss, one per line; the starter '
-                   'writes it in the working directory (default: loss.txt)')
-    p.add_argument('--seed', type=int, default=4680, help='seeds weights, data order and noise (default: 4680)')
-    p.add_argument('--noise-level', type=cli.positive_float, default=1.0, help='noise is uniform in [-L, L] before '
-                   'clamping to [-1, 1]; 1 is the assignment\'s (default: 1.0)')
-    p.add_argument('--model', default='spec', choices=models.MODEL_NAMES, help="spec: the assignment's "
-                   'auto-encoder; conv-encoder: a convolutional encoder in place of the MLP; unet: a small '
-                   'U-Net with skip connections and no bottleneck; residual-unet: a wider U-Net on a half-resolution '
-                   'view that predicts the noise, the stronger denoiser (Q3f experiments) (default: spec)')
-    p.add_argument('--loss', default='l1', choices=['l1', 'mse'], help="training loss; l1 is the assignment's "
-                   '(default: l1)')
-    p.add_argument('--lr-schedule', default='constant', choices=['constant', 'cosine'], help="constant: the "
-                   "starter's rates throughout; cosine: they fall along half a cosine to nearly 0 at the last "
-                   'iteration of --epochs (default: constant)')
-    p.add_argument('--val-split', type=cli.fraction, default=0.0, help='fraction of the images held out from '
-                   'training, chosen by --seed; at every save the PSNR on them, and on as many training images, '
-                   f'each in eval mode with one fixed noise draw, is added to OUTPUT_DIR/{VALIDATION_NAME}. 0 trains '
-                   'on all, as the assignment does (default: 0)')
-    cli.add_device_flag(p)
-    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='fp32 is exact and faithful; '
-                   'bf16 autocast pays off only with bf16 arithmetic in hardware: measured 1.43x faster (with '
-                   'channels_last) on a 2-core AMD EPYC with AVX512-BF16, 8-11x slower on one with AVX2 only; see the '
-                   "README's Performance section (default: fp32)")
-    p.add_argument('--memory-format', default='channels_last', choices=list(MEMORY_FORMATS), help='layout of the '
-                   'model and batches in memory. channels_last was no slower than contiguous (NCHW) on any CPU we '
-                   'measured (the README has the numbers); the two give different floats, so a run repeats '
-                   'exactly only with the same format (default: channels_last)')
-    p.add_argument('--compile', action='store_true', help='torch.compile the model; needs a C++ compiler on a CPU '
-                   '(default: off)')
-    p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT', help='continue a run '
-                   f'from CHECKPOINT, or from OUTPUT_DIR/{CHECKPOINT_NAME} when no path is given; flags not given '
-                   "are the checkpoint's run's, and --output-dir is the checkpoint's folder (default: off)")
-    p.add_argument('--overwrite', action='store_true', help='start afresh in an --output-dir or --loss-file that '
-                   "holds another run, deleting that run's checkpoint and grids; without it such a run is refused "
-                   '(default: off)')
-    return p
-
-
-def parse_args(argv):
-    """(the flags with their defaults, the names of those given on the command line)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.image_size != 64:
-        parser.error("argument --image-size: the assignment's decoder outputs 64x64 images, so it must be 64")
-    parser.set_defaults(**{name: None for name in vars(args)})  # now only the flags given have a value
-    return args, {name for name, value in vars(parser.parse_args(argv)).items() if value is not None}
+                       parse_args, save_validation)
 
 
 class Progress:
@@ -302,7 +233,7 @@ def run(args, given, argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    args, given = parse_args(argv)
+    args, given = parse_args(argv, __doc__)
     # a second Ctrl-C stops at once; the last periodic save stands
     return cli.report_errors('asgn6.py', lambda: run(args, given, argv),
                              interrupted=f'stopped at once; {args.loss_file} and the checkpoint hold the last save')

@@ -31,13 +31,13 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
-import asgn6  # noqa: E402
 import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import write_text_atomic  # noqa: E402
 from images import load_dataset, psnr, save_grid  # noqa: E402
-from run_state import CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint, load_model, read_losses, read_validation  # noqa: E402
+from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint, load_model, parse_args,  # noqa: E402
+                       read_losses, read_validation)
 
 VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682)  # each seed draws its own split, weights, order and noise
@@ -73,7 +73,7 @@ def run_flags(name, *, seed, data_dir, epochs, folder):
 
 def settings_of(flags):
     """The settings asgn6.py runs with for these flags, defaults included."""
-    return vars(asgn6.parse_args(flags)[0])
+    return vars(parse_args(flags)[0])
 
 
 def is_complete(folder, settings):
