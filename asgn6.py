@@ -218,7 +218,8 @@ def run(args, given, argv):
               step_options=dict(batch_size=args.batch_size, noise_level=args.noise_level, precision=args.precision,
                                 loss_kind=args.loss, streams=streams,
                                 memory_format=MEMORY_FORMATS[args.memory_format],
-                                schedule=training.cosine_schedule(total) if args.lr_schedule == 'cosine' else None),
+                                schedule=training.cosine_schedule(total) if args.lr_schedule == 'cosine' else None,
+                                augment=args.augment),
               latents=training.novel_latents(args.batch_size, args.latent_size, streams, device),
               total=total, per_epoch=per_epoch, log_interval=args.log_interval, save_interval=args.save_interval,
               stop=stop)

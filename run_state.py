@@ -20,7 +20,7 @@ CHECKPOINT_NAME = 'checkpoint.pt'
 VALIDATION_NAME = 'validation.csv'
 # a resumed run must agree with its checkpoint on these, or it would not be the same run
 RESUME_MUST_MATCH = ('image_size', 'latent_size', 'batch_size', 'seed', 'noise_level', 'model', 'loss', 'val_split',
-                     'lr_schedule')
+                     'lr_schedule', 'augment')
 # what a resumed run never takes from its checkpoint: how to resume, and the machine it runs on
 NOT_RESUMED = ('resume', 'overwrite', 'device', 'compile')
 GRID_PREFIXES = ('sample-', 'novel-')
@@ -282,6 +282,9 @@ def build_parser(description=None):
     p.add_argument('--lr-schedule', default='constant', choices=['constant', 'cosine'], help="constant: the "
                    "starter's rates throughout; cosine: they fall along half a cosine to nearly 0 at the last "
                    'iteration of --epochs (default: constant)')
+    p.add_argument('--augment', action='store_true', help='train on each image as one of its eight mirror images '
+                   'and quarter turns, drawn at random for every batch; the assignment trains on the images as they '
+                   'are (default: off)')
     p.add_argument('--val-split', type=cli.fraction, default=0.0, help='fraction of the images held out from '
                    'training, chosen by --seed; at every save the PSNR on them, and on as many training images, '
                    f'each in eval mode with one fixed noise draw, is added to OUTPUT_DIR/{VALIDATION_NAME}. 0 trains '

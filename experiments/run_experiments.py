@@ -50,13 +50,21 @@ VARIANTS = {
     'mse-loss': ['--loss', 'mse'],
     'unet': ['--model', 'unet'],
     'spec-noise-0.5': ['--noise-level', '0.5'],
-    # towards a stronger denoiser, one change at a time at the common budget: the schedule, the architecture
+    # towards a stronger denoiser, one change at a time at the common budget: the schedule, the architecture,
+    # the loss that PSNR measures, the eight symmetries of every training image
     'unet+cosine': ['--model', 'unet', '--lr-schedule', 'cosine'],
     'residual-unet': ['--model', 'residual-unet'],
     'residual-unet+cosine': ['--model', 'residual-unet', '--lr-schedule', 'cosine'],
-    # the stronger denoiser: the last, trained ten times as long, within 30 minutes on 2 CPU cores
+    'residual-unet+cosine+mse': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse'],
+    'residual-unet+cosine+mse+augment': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
+                                         '--augment'],
+    # the same trained for longer, each within 30 minutes on 2 CPU cores
     'residual-unet+cosine-150ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--epochs', '150',
                                    '--save-interval', '50'],
+    'residual-unet+cosine+mse-150ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
+                                       '--epochs', '150', '--save-interval', '50'],
+    'residual-unet+cosine+mse+augment-200ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
+                                               '--augment', '--epochs', '200', '--save-interval', '50'],
 }
 
 

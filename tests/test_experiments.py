@@ -240,3 +240,39 @@ def test_numpy_filters_match_scipy():
     for size in (3, 5):
         np.testing.assert_array_equal(experiments.median_filter(image, size),
                                       ndimage.median_filter(image, size=(size, size, 1)))
+
+
+def test_augmentation_shows_each_image_as_one_of_its_eight_symmetries_drawn_anew_for_every_iteration():
+    from training import symmetries
+    torch.manual_seed(0)
+    batch = torch.rand(64, 3, 5, 5)
+    streams = Streams(4680)
+    first = symmetries(batch, streams.augmentation(1))
+    assert torch.equal(first, symmetries(batch, streams.augmentation(1)))  # a function of seed and iteration
+    kinds = []
+    for image, seen in zip(batch, first):
+        turns = [image.rot90(k, (1, 2)) for k in range(4)]
+        matches = [i for i, candidate in enumerate(turns + [t.flip(-1) for t in turns]) if torch.equal(candidate, seen)]
+        assert len(matches) == 1  # exactly one of the eight, pixels unchanged
+        kinds.append(matches[0])
+    assert len(set(kinds)) == 8  # all eight occur among 64 images
+    assert not torch.equal(first, symmetries(batch, streams.augmentation(2)))
+    with pytest.raises(cli.Failure, match='square'):
+        symmetries(torch.rand(2, 3, 4, 6), streams.augmentation(1))
+
+
+def test_an_augmented_run_resumes_exactly_and_only_as_an_augmented_run(tmp_path, capsys, image_folder):
+    run = ('--epochs', 3, '--batch-size', 4, '--model', 'unet', '--augment')
+    assert call_main(asgn6.main, train_args(tmp_path / 'whole', image_folder, *run), capsys)[0] == 0
+    assert call_main(asgn6.main, train_args(tmp_path / 'split', image_folder, *run[:1], 2, *run[2:]), capsys)[0] == 0
+    status, out, err = call_main(asgn6.main, train_args(tmp_path / 'split', image_folder, *run, '--resume'), capsys)
+    assert status == 0, err
+    whole = (tmp_path / 'whole' / 'out' / 'loss.txt').read_bytes()
+    assert (tmp_path / 'split' / 'out' / 'loss.txt').read_bytes() == whole and len(whole.splitlines()) == 9
+    plain = ('--epochs', 3, '--batch-size', 4, '--model', 'unet')
+    assert call_main(asgn6.main, train_args(tmp_path / 'plain', image_folder, *plain), capsys)[0] == 0
+    assert (tmp_path / 'plain' / 'out' / 'loss.txt').read_bytes() != whole  # the augmentation is used
+    status, out, err = call_main(asgn6.main, train_args(tmp_path / 'plain', image_folder, '--epochs', 4,
+                                                        '--batch-size', 4, '--model', 'unet', '--augment', '--resume'),
+                                 capsys)
+    assert status == 2 and '--augment False, not True' in err

@@ -53,3 +53,34 @@ def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
     assert make_figures.epoch_end_dips(rows, 5) == (
         "Change from the save before, for the 2 saves that follow an epoch's last batch: -1.50 dB held out, "
         "-1.50 dB training images; for the other 7 saves: +1.29 and +1.29 dB.")
+
+
+def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_have(tmp_path):
+    import json
+    import make_figures
+
+    def network(name, seed, psnr, iterations=330):
+        return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr, 'iterations': iterations,
+                'wall_seconds': 60.0 * iterations / 330}
+
+    def classical(name, seed, psnr):
+        return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr}
+    results = {'networks': [network('unet', 1, 20.0), network('unet', 2, 21.0), network('unet', 3, 22.0),
+                            network('residual-unet', 1, 23.0), network('residual-unet', 2, 25.0),
+                            network(make_figures.DENOISER, 1, 30.0, 3300),
+                            network(make_figures.DENOISER, 2, 31.0, 3300),
+                            {**network('residual-unet', 1, 9.0), 'noise_level': 0.5}],  # another noise: not used
+               'classical': [classical('noisy input', 1, 40.0), classical('BM3D', 1, 18.0), classical('median', 1, 19.0),
+                             classical('BM3D', 2, 20.0), classical('median', 2, 17.0)]}
+    path = tmp_path / 'results.json'
+    path.write_text(json.dumps(results))
+    lines = make_figures.denoiser_section(str(path)).splitlines()
+    rows = {line.split('|')[1].strip(): line for line in lines if line.startswith('| ')}
+    assert '| 20.00, 21.00' not in rows['unet'] and '| 1, 2, 3 | 21.00 ± 1.00 dB | - |' in rows['unet']
+    # 23 - 20 and 25 - 21, on seeds 1 and 2 only
+    assert '| 1, 2 | 24.00 ± 1.41 dB | 3.50 ± 0.71 dB vs unet |' in rows['residual-unet']
+    assert 'unet+cosine' not in rows  # no runs: no row
+    assert '3,300 | 1, 2 | 30.50 ± 0.71 dB | - |' in rows[make_figures.DENOISER]  # its reference never ran
+    # the best filter of each seed, never the noisy input: 30 - 19 and 31 - 20
+    assert lines[-1].endswith('seed 1: +11.00 dB over median; seed 2: +11.00 dB over BM3D; mean 11.00 ± 0.00 dB '
+                              'over 2 seeds.')
