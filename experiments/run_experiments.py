@@ -63,8 +63,8 @@ VARIANTS = {
                                    '--save-interval', '50'],
     'residual-unet+cosine+mse-150ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
                                        '--epochs', '150', '--save-interval', '50'],
-    'residual-unet+cosine+mse+augment-200ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
-                                               '--augment', '--epochs', '200', '--save-interval', '50'],
+    'residual-unet+cosine+mse+augment-160ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
+                                               '--augment', '--epochs', '160', '--save-interval', '50'],
 }
 
 

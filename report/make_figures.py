@@ -150,7 +150,10 @@ def experiments_section(name='results.md'):
     if name == 'results.md':
         copy_atomic(os.path.join(results, 'denoised.png'), os.path.join(FIGURES, 'experiments-denoised.png'))
     with open(os.path.join(results, name)) as f:
-        return f.read().strip()
+        lines = f.read().strip().splitlines()
+    steps = {step for step, _, _ in DENOISER_STEPS} - {'unet', DENOISER}  # shown in the next subsection
+    return '\n'.join(line for line in lines if line.split('|')[1:2] == [] or
+                      line.split('|')[1].strip().split(' (')[0] not in steps)
 
 
 # (variant, the variant it is compared with, what changed): one change per step
@@ -163,9 +166,9 @@ DENOISER_STEPS = (
     ('residual-unet+cosine+mse+augment', 'residual-unet+cosine+mse', 'images in their eight symmetries'),
     ('residual-unet+cosine-150ep', 'residual-unet+cosine', '150 epochs instead of 15'),
     ('residual-unet+cosine+mse-150ep', 'residual-unet+cosine-150ep', 'MSE loss instead of L1'),
-    ('residual-unet+cosine+mse+augment-200ep', 'residual-unet+cosine+mse-150ep', 'eight symmetries, 200 epochs'),
+    ('residual-unet+cosine+mse+augment-160ep', 'residual-unet+cosine+mse-150ep', 'eight symmetries, 160 epochs'),
 )
-DENOISER = 'residual-unet+cosine+mse+augment-200ep'  # the one shipped as weights/residual-unet.pt
+DENOISER = 'residual-unet+cosine+mse+augment-160ep'  # the one shipped as weights/residual-unet.pt
 
 
 def denoiser_section(results_path=os.path.join(ROOT, 'experiments', 'results', 'results.json')):
@@ -179,28 +182,39 @@ def denoiser_section(results_path=os.path.join(ROOT, 'experiments', 'results', '
         if row['noise_level'] == 1.0:
             psnr_of[row['name'], row['seed']] = row['held_out_psnr']
             runs.setdefault(row['name'], []).append(row)
-    stat = lambda values: (f'{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}' if len(values) > 1  # noqa: E731
-                           else f'{values[0]:.2f}')
-    lines = ['| variant | change | iterations | seeds | held-out PSNR | gain | wall time |',
-             '|---------------------|--------------------------|-----------|-------|-------------|-------------|---------|']
-    for name, reference, change in DENOISER_STEPS:
+    lines = ['| | variant | iterations | train PSNR | held-out PSNR | gain | wall time |',
+             '|--|----------------------------------------|---------|-----------|-----------|-----------|---------|']
+    numbers = {}
+    for name, reference, _ in DENOISER_STEPS:
         rows = runs.get(name)
         if not rows:
             continue
+        numbers[name] = len(numbers) + 1
         seeds = sorted(row['seed'] for row in rows)
-        common = [seed for seed in seeds if (reference, seed) in psnr_of]
-        gain = (f'{stat([psnr_of[name, s] - psnr_of[reference, s] for s in common])} dB vs {reference}'
+        common = [seed for seed in seeds if (reference, seed) in psnr_of and reference in numbers]
+        gain = (f'{spread([psnr_of[name, s] - psnr_of[reference, s] for s in common], sign=True)} vs {numbers[reference]}'
                 if common else '-')
-        lines.append(f'| {name} | {change} | {rows[0]["iterations"]:,} | {", ".join(map(str, seeds))} | '
-                     f'{stat([psnr_of[name, s] for s in seeds])} dB | {gain} | '
-                     f'{max(row["wall_seconds"] for row in rows) / 60:.1f} min at most |')
+        walls = [row['wall_seconds'] / 60 for row in rows]
+        label = name + (f' ({len(seeds)} seeds)' if len(seeds) > 1 else '')
+        lines.append(f'| {numbers[name]} | {label} | {rows[0]["iterations"]:,} | '
+                     f'{spread([row["train_psnr"] for row in rows])} | {spread([psnr_of[name, s] for s in seeds])} | '
+                     f'{gain} | {max(walls):.1f} min |')
     margins = margins_over_filters(runs.get(DENOISER, []), results['classical'])
     if margins:
         each = '; '.join(f'seed {seed}: {margin:+.2f} dB over {name}' for seed, margin, name in margins)
-        lines += ['', f'{DENOISER} against the best classical filter on the same held-out images and noise: {each}; '
-                      f'mean {stat([margin for _, margin, _ in margins])} dB over {len(margins)} '
-                      f'seed{"s" if len(margins) > 1 else ""}.']
+        over = f'mean {spread([m for _, m, _ in margins], sign=True)} dB over {len(margins)} seeds' if len(margins) > 1 \
+            else 'one seed so far'
+        lines += ['', f'{DENOISER} against the best classical filter on the same held-out images and noise: {each} '
+                      f'({over}).']
     return '\n'.join(lines)
+
+
+def spread(values, sign=False):
+    """'mean ± sample std' of a few seeds' values, or the one value."""
+    form = '+.2f' if sign else '.2f'
+    if len(values) == 1:
+        return format(values[0], form)
+    return f'{format(np.mean(values), form)} ± {np.std(values, ddof=1):.2f}'
 
 
 def margins_over_filters(runs, classical):
@@ -368,8 +382,10 @@ def ship(checkpoint_path, name, command):
     clean = to_unit_range(images)
     noisy = add_noise(clean, settings['noise_level'], training.Streams(settings['seed']).user_draws())
     scores = [psnr(torch.cat([model(batch) for batch in noisy.split(256)]), clean) for model in (full, half)]
+    held_out = training.held_out_split(checkpoint['num_images'], settings['val_split'], training.Streams(settings['seed']))[1]
     lines = [f'{name}: {settings["model"]} model after {checkpoint["iteration"]} iterations, trained by `{command}` '
-             f'on {checkpoint["num_images"]} images of data/ (held out: {settings["val_split"]:g}, seed {settings["seed"]})',
+             f'on {checkpoint["num_images"] - held_out.numel()} of the {checkpoint["num_images"]} images of data/ '
+             f'({held_out.numel()} held out; seed {settings["seed"]})',
              f'size: {os.path.getsize(target) / 2 ** 20:.1f} MiB (float16); the checkpoint: '
              f'{os.path.getsize(checkpoint_path) / 2 ** 20:.1f} MiB',
              f'PSNR of its outputs on all {clean.size(0)} images of data/ with one noise draw (seed {settings["seed"]}): '

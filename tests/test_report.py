@@ -60,8 +60,8 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
     import make_figures
 
     def network(name, seed, psnr, iterations=330):
-        return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr, 'iterations': iterations,
-                'wall_seconds': 60.0 * iterations / 330}
+        return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr, 'train_psnr': psnr + 1,
+                'iterations': iterations, 'wall_seconds': 60.0 * iterations / 330}
 
     def classical(name, seed, psnr):
         return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr}
@@ -75,12 +75,21 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
     path = tmp_path / 'results.json'
     path.write_text(json.dumps(results))
     lines = make_figures.denoiser_section(str(path)).splitlines()
-    rows = {line.split('|')[1].strip(): line for line in lines if line.startswith('| ')}
-    assert '| 20.00, 21.00' not in rows['unet'] and '| 1, 2, 3 | 21.00 ± 1.00 dB | - |' in rows['unet']
+    rows = {line.split('|')[2].strip().split(' (')[0]: line for line in lines if line.startswith('| ')}
+    assert rows['unet'] == '| 1 | unet (3 seeds) | 330 | 22.00 ± 1.00 | 21.00 ± 1.00 | - | 1.0 min |'
     # 23 - 20 and 25 - 21, on seeds 1 and 2 only
-    assert '| 1, 2 | 24.00 ± 1.41 dB | 3.50 ± 0.71 dB vs unet |' in rows['residual-unet']
+    assert rows['residual-unet'] == '| 2 | residual-unet (2 seeds) | 330 | 25.00 ± 1.41 | 24.00 ± 1.41 | +3.50 ± 0.71 vs 1 | 1.0 min |'
     assert 'unet+cosine' not in rows  # no runs: no row
-    assert '3,300 | 1, 2 | 30.50 ± 0.71 dB | - |' in rows[make_figures.DENOISER]  # its reference never ran
+    assert rows[make_figures.DENOISER].endswith('| 3,300 | 31.50 ± 0.71 | 30.50 ± 0.71 | - | 10.0 min |')  # its reference never ran
     # the best filter of each seed, never the noisy input: 30 - 19 and 31 - 20
-    assert lines[-1].endswith('seed 1: +11.00 dB over median; seed 2: +11.00 dB over BM3D; mean 11.00 ± 0.00 dB '
-                              'over 2 seeds.')
+    assert lines[-1].endswith('seed 1: +11.00 dB over median; seed 2: +11.00 dB over BM3D (mean +11.00 ± 0.00 dB '
+                              'over 2 seeds).')
+
+
+def test_the_main_experiments_table_leaves_the_denoisers_intermediate_steps_to_their_own_table(tmp_path, monkeypatch):
+    import make_figures
+    monkeypatch.setattr(make_figures, 'FIGURES', str(tmp_path))
+    names = [line.split('|')[1].strip().split(' (')[0] for line in make_figures.experiments_section().splitlines()
+             if line.startswith('| ') and not line.startswith('| method')]
+    assert {'spec', 'unet', 'BM3D', make_figures.DENOISER} <= set(names)
+    assert not {'unet+cosine', 'residual-unet', 'residual-unet+cosine-150ep'} & set(names)
