@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import cli
+import models
 from files import check_can_create, make_folder
 from images import (TILE, BandedNoise, TiledDenoiser, add_noise, find_images, load_dataset, psnr, read_image,
                     read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans,
@@ -45,6 +46,8 @@ def build_parser():
                    'against the clean input (default: denoise the image as given)')
     p.add_argument('--noise-level', type=cli.positive_float, default=None, help='noise half-width for '
                    "--add-noise (default: the checkpoint's training noise level)")
+    p.add_argument('--self-ensemble', action='store_true', help='average the outputs for the eight mirror images '
+                   'and quarter turns of each input: a little sharper, eight times slower (default: off)')
     p.add_argument('--generate', type=cli.positive_int(), metavar='N', help='decode N random latent vectors '
                    'into one grid (default: off)')
     p.add_argument('--latent-source', choices=['uniform', 'data'], default='uniform', help="for --generate: "
@@ -161,6 +164,13 @@ def data_gaussian(model, data_dir, image_size, device):
     return torch.distributions.MultivariateNormal(mean, covariance)
 
 
+def sample_clamped(gaussian, count, generator):
+    """Draws from `generator` (not the global RNG), so a seed repeats them; clamped because the encoder's
+    Tanh never leaves [-1, 1]."""
+    unit = torch.empty(count, gaussian.loc.numel(), dtype=torch.float64).normal_(generator=generator)
+    return (gaussian.loc + (gaussian.scale_tril @ unit.unsqueeze(-1)).squeeze(-1)).clamp(-1, 1)
+
+
 @torch.no_grad()
 def generate(model, count, *, latent_size, source, data_dir, image_size, generator, out):
     """Decode `count` latent vectors: uniform as the starter draws them, or from the data's Gaussian."""
@@ -168,10 +178,7 @@ def generate(model, count, *, latent_size, source, data_dir, image_size, generat
     if source == 'uniform':
         latents = 2 * torch.rand(count, latent_size, generator=generator) - 1
     else:
-        gaussian = data_gaussian(model, data_dir, image_size, device)
-        unit = torch.empty(count, latent_size, dtype=torch.float64).normal_(generator=generator)
-        latents = gaussian.loc + (gaussian.scale_tril @ unit.unsqueeze(-1)).squeeze(-1)
-        latents = latents.float().clamp(-1, 1)  # the encoder's Tanh never leaves [-1, 1]
+        latents = sample_clamped(data_gaussian(model, data_dir, image_size, device), count, generator).float()
     path = os.path.join(out, 'generated.png')
     save_grid(output_file(out, 'generated.png'), model.decode(latents.to(device)), images_per_row=8)
     print(f'{count} images from {source} latents -> {path}')
@@ -209,6 +216,9 @@ def run(args):
     origin = f', trained by `{checkpoint["command"]}`' if checkpoint.get('command') else ''
     print(f'model: {args.checkpoint} ({saved.get("model", "spec")} after {checkpoint.get("iteration", "?")} '
           f'iterations{origin})', flush=True)
+    if args.self_ensemble and not args.images:
+        raise cli.UsageError('--self-ensemble is for denoising IMAGE...: it does not apply to --generate or '
+                             '--interpolate')
     if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
         raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {saved["model"]} model has no latent code '
                              'to generate or interpolate from')
@@ -222,6 +232,7 @@ def run(args):
         interpolate(model, *args.interpolate, steps=args.steps, image_size=saved['image_size'], out=args.out)
     else:
         noise_level = (args.noise_level or saved.get('noise_level', 1.0)) if args.add_noise else None
+        model = models.SelfEnsemble(model) if args.self_ensemble else model
         failed = denoise_files(model, image_paths(args.images), image_size=saved['image_size'],
                                noise_level=noise_level, streams=streams, device=device, out=args.out)
         return cli.EXIT_USAGE if failed else 0

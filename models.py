@@ -195,6 +195,28 @@ class ResidualUNet(nn.Module):
         return (x - noise).clamp(-1, 1)
 
 
+class SelfEnsemble(nn.Module):
+    """A trained denoiser averaged over the eight mirror images and quarter turns of its input, each output
+    turned back: the eight views make different errors, so their mean is nearer the clean image, for eight
+    times the arithmetic (the 'geometric self-ensemble' of EDSR).  Needs square inputs for a model of fixed
+    size (the assignment's); a fully convolutional one takes any."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.has_latent = model.has_latent
+        self.tile_context = getattr(model, 'tile_context', 0)
+
+    def forward(self, x):
+        total = torch.zeros_like(x)
+        for transpose in (False, True):
+            for dims in ((), (-1,), (-2,), (-2, -1)):
+                view = x.transpose(-1, -2) if transpose else x
+                output = self.model(view.flip(dims)).flip(dims)
+                total += output.transpose(-1, -2) if transpose else output
+        return total / 8
+
+
 MODEL_NAMES = ('spec', 'conv-encoder', 'unet', 'residual-unet')
 
 

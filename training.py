@@ -9,7 +9,7 @@ import torch
 
 import models
 from cli import Failure
-from images import add_noise, psnr, to_unit_range
+from images import add_noise, load_dataset, psnr, to_unit_range
 
 
 class Streams:
@@ -95,6 +95,19 @@ def training_probe(train_images, train_paths, count, *, noise_level, streams, de
     clean = to_unit_range(train_images[chosen.to(train_images.device)]).to(device)
     noisy = add_noise(clean, noise_level, streams.training_subset_noise(device))
     return MeasuredSet(clean, noisy, [train_paths[i] for i in chosen.tolist()])
+
+
+def split_of_run(settings, data_dir=None):
+    """(held-out MeasuredSet, training probe, number of images) of a finished run, on the CPU, from its settings
+    alone: asgn6.py's own split and its twin among the training images.  `data_dir` stands in for the run's
+    (shipped weights name a folder of the machine that trained them)."""
+    images, paths = load_dataset(data_dir or settings['data_dir'], settings['image_size'])
+    streams, cpu = Streams(settings['seed']), torch.device('cpu')
+    train_images, train_paths, held_out = split_dataset(
+        images, paths, val_split=settings['val_split'], noise_level=settings['noise_level'], streams=streams, device=cpu)
+    probe = training_probe(train_images, train_paths, held_out.clean.size(0), noise_level=settings['noise_level'],
+                           streams=streams, device=cpu)
+    return held_out, probe, len(paths)
 
 
 # ----------------------------------------------------------------------------- model and step

@@ -35,12 +35,13 @@ import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import write_text_atomic  # noqa: E402
-from images import load_dataset, psnr, save_grid  # noqa: E402
+from images import psnr, save_grid  # noqa: E402
 from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint, load_model, parse_args,  # noqa: E402
                        read_losses, read_validation)
 
 VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682)  # each seed draws its own split, weights, order and noise
+LAST_SAVE_SCORES = ('last_save_psnr', 'self_ensemble_psnr')
 LAST_SAVES = 3  # a run is scored by the mean of its last saves: one save's score jitters by about 1 dB
 VARIANTS = {
     'spec': [],
@@ -90,7 +91,7 @@ def is_complete(folder, settings):
         losses, saves = read_losses(os.path.join(folder, 'loss.txt')), read_validation(os.path.join(folder, VALIDATION_NAME))
     except cli.UsageError:
         return False
-    held_out, _, num_images = split_of_run(settings)
+    held_out, _, num_images = training.split_of_run(settings)
     total = settings['epochs'] * training.batches_per_epoch(num_images - held_out.clean.size(0), settings['batch_size'])
     return len(losses) == total and bool(saves) and saves[-1].iteration == total
 
@@ -119,32 +120,22 @@ def train_variant(name, *, seed, data_dir, epochs, out):
     return time.perf_counter() - start if trained else 0.0
 
 
-def split_of_run(settings):
-    """(HeldOut, training probe, number of images) of a run, on the CPU: asgn6.py's own split and its twin
-    among the training images, from the run's own settings."""
-    images, paths = load_dataset(settings['data_dir'], settings['image_size'])
-    streams, cpu = training.Streams(settings['seed']), torch.device('cpu')
-    train_images, train_paths, held_out = training.split_dataset(
-        images, paths, val_split=settings['val_split'], noise_level=settings['noise_level'], streams=streams, device=cpu)
-    probe = training.training_probe(train_images, train_paths, held_out.clean.size(0),
-                                    noise_level=settings['noise_level'], streams=streams, device=cpu)
-    return held_out, probe, len(paths)
-
-
 def split_digest(held_out):
     """A short name for a set of held-out images, to show that two results used the same ones."""
     names = '\n'.join(os.path.basename(path) for path in held_out.paths)
     return hashlib.sha1(names.encode()).hexdigest()[:12]
 
 
-def evaluate_run(name, seed, folder, timing, settings):
+def evaluate_run(name, seed, folder, timing, settings, previous=None):
     """A network run's scores from its own files: the mean of its last saves' measurements, which asgn6.py took
-    in eval mode on the held-out images and on as many training images, each with one fixed noise draw."""
+    in eval mode on the held-out images and on as many training images, each with one fixed noise draw; and
+    its last save's with and without the self-ensemble, from its checkpoint or, where that is gone, from
+    `previous` (the last results.json's row of the same run)."""
     saves = read_validation(os.path.join(folder, VALIDATION_NAME))[-LAST_SAVES:]
     model = models.build(settings['model'], settings['latent_size'], settings['image_size'])
-    held_out, _, num_images = split_of_run(settings)
+    held_out, _, num_images = training.split_of_run(settings)
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
-    return {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': settings['noise_level'],
+    row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': settings['noise_level'],
             'model': settings['model'], 'latent_size': settings['latent_size'] if model.has_latent else None,
             'loss': settings['loss'], 'parameters': models.count_parameters(model),
             'iterations': len(read_losses(os.path.join(folder, 'loss.txt'))),
@@ -154,6 +145,21 @@ def evaluate_run(name, seed, folder, timing, settings):
             'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
             'held_out_images': held_out.clean.size(0), 'train_images': num_images - held_out.clean.size(0),
             'held_out_set': split_digest(held_out)}
+    kept = {key: previous[key] for key in LAST_SAVE_SCORES if key in previous} if previous and all(
+        previous.get(key) == row[key] for key in ('iterations', 'held_out_set')) else {}
+    return {**row, **(last_save_scores(folder, held_out) or kept)}
+
+
+@torch.no_grad()
+def last_save_scores(folder, held_out):
+    """Held-out PSNR of a finished run's last save, as trained and averaged over the eight symmetries of each
+    input (models.SelfEnsemble); {} once its checkpoint (not committed) is gone."""
+    path = os.path.join(folder, CHECKPOINT_NAME)
+    if not os.path.exists(path):
+        return {}
+    model, _ = load_model(path, torch.device('cpu'), flag='run')
+    nets = (model, models.SelfEnsemble(model))
+    return {key: training.evaluate(net, held_out.clean, held_out.noisy)[1] for key, net in zip(LAST_SAVE_SCORES, nets)}
 
 
 def reflect_windows(image, size, axes):
@@ -350,13 +356,14 @@ def evaluate_all(out, walls, filters, previous, data_dir, epochs):
             settings = settings_of(run_flags(name, seed=seed, data_dir=data_dir, epochs=epochs, folder=folder))
             if is_complete(folder, settings):
                 timing = walls.get(f'{name}/seed-{seed}', {'seconds': float('nan'), 'machine': 'unknown'})
-                networks.append(evaluate_run(name, seed, folder, timing, settings))
+                kept = previous['networks'].get((name, seed))
+                networks.append(evaluate_run(name, seed, folder, timing, settings, kept))
             else:
                 print(f'{name}, seed {seed}: not complete, so not in the table; a new call resumes it')
     classical, figure_inputs = [], None
     for level, seed in sorted({(row['noise_level'], row['seed']) for row in networks}, key=lambda k: (-k[0], k[1])):
-        held_out, probe, _ = split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
-                                           'noise_level': level, 'seed': seed})
+        held_out, probe, _ = training.split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
+                                                    'noise_level': level, 'seed': seed})
         digest = split_digest(held_out)
         kept = previous['classical'].get((level, seed, digest), [])
         if {row['name'] for row in kept} >= {'noisy input', *filters}:
@@ -379,13 +386,14 @@ def seeds_in(out, name):
 
 
 def previous_results(out):
-    """The last results.json's classical rows, indexed by (noise, seed, held-out set): filters are slow to rerun."""
+    """The last results.json's classical rows, indexed by (noise, seed, held-out set): filters are slow to rerun;
+    and its network rows by (name, seed), for the scores that need a checkpoint."""
     results = read_json(os.path.join(out, 'results.json'), default={'networks': [], 'classical': []})
     classical = {}
     for row in results['classical']:
         if 'seed' in row:
             classical.setdefault((row['noise_level'], row['seed'], row['held_out_set']), []).append(row)
-    return {'classical': classical}
+    return {'classical': classical, 'networks': {(row['name'], row['seed']): row for row in results['networks']}}
 
 
 def report(out, epochs, networks, classical, figure_inputs, filters):

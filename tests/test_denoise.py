@@ -1,4 +1,6 @@
 """denoise.py with a checkpoint from a tiny CPU training run."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +40,21 @@ def test_denoise_an_image_with_added_noise(tmp_path, capsys, trained):
     assert 'PSNR noisy' in out and 'dB -> denoised' in out
     assert Image.open(tmp_path / 'img000-compare.png').size == (3 * 66 + 2, 68)  # clean, noisy, denoised
     assert Image.open(tmp_path / 'img000-denoised.png').size == (64, 64)  # one image: no grid padding
+
+
+def test_the_self_ensemble_changes_the_output_of_the_same_noisy_input_and_only_denoises(tmp_path, capsys, trained):
+    checkpoint, data = trained
+    psnrs = {}
+    for name, extra in (('plain', []), ('ensemble', ['--self-ensemble'])):
+        status, out, err = run(capsys, data / 'img000.png', '--checkpoint', checkpoint, '--out', tmp_path / name,
+                               '--add-noise', *extra)
+        assert status == 0, err
+        psnrs[name] = [float(value) for value in re.findall(r'([0-9.]+) dB', out)]
+    assert psnrs['plain'][0] == psnrs['ensemble'][0]  # the same noisy input
+    outputs = [np.asarray(Image.open(tmp_path / name / 'img000-denoised.png'), dtype=int) for name in psnrs]
+    assert np.abs(outputs[0] - outputs[1]).max() > 0  # averaged over eight views, not one
+    status, _, err = run(capsys, '--generate', 4, '--self-ensemble', '--checkpoint', checkpoint, '--out', tmp_path / 'g')
+    assert status == 2 and '--self-ensemble is for denoising' in err and not (tmp_path / 'g').exists()
 
 
 def test_a_folder_gives_its_images_and_a_bad_file_is_reported(tmp_path, capsys, trained):

@@ -156,8 +156,12 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     for network in networks:
         assert network['held_out_images'] == 2 and network['train_images'] == 18
         assert network['iterations'] == 1 and network['saves_averaged'] == [1]  # 18 images at batch 32: one batch
-        for key in ('train_l1', 'train_psnr', 'held_out_l1', 'held_out_psnr', 'noisy_psnr', 'parameters'):
+        for key in ('train_l1', 'train_psnr', 'held_out_l1', 'held_out_psnr', 'noisy_psnr', 'parameters',
+                    'last_save_psnr', 'self_ensemble_psnr'):
             assert isinstance(network[key], (int, float)), key
+        # the checkpoint's own measurement is the one asgn6.py wrote at that save (csv: 4 places)
+        assert network['last_save_psnr'] == pytest.approx(network['held_out_psnr'], abs=1e-3)
+        assert network['self_ensemble_psnr'] != network['last_save_psnr']
         classical = [row for row in results['classical'] if row['seed'] == network['seed']]
         assert [row['name'] for row in classical] == ['noisy input', 'median 3x3']
         assert all(row['held_out_set'] == network['held_out_set'] for row in classical)
@@ -180,7 +184,8 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     assert json.loads((tmp_path / 'results' / 'wall.json').read_text()) == walls
     assert 'already complete' in (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'train.log').read_text()
     # a run whose checkpoint is gone (made in an earlier session) is scored from its committed files alone:
-    # it is neither trained again nor are the filters run again, and its row is the same
+    # it is neither trained again nor are the filters run again, and its row is the same, the scores that
+    # need a checkpoint (its last save, with and without the self-ensemble) kept from the last results.json
     (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'checkpoint.pt').unlink()
     status, out, err = call_main(experiments.main, argv, capsys)
     assert status == 0, err

@@ -56,3 +56,19 @@ def test_outputs_lie_in_the_image_range_for_any_batch_size():
 def test_decoder_accepts_flat_latents():
     decoder = Decoder(16, 64).eval()
     assert decoder(torch.zeros(2, 16)).shape == decoder(torch.zeros(2, 16, 1, 1)).shape == (2, 3, 64, 64)
+
+
+def test_the_self_ensemble_commutes_with_every_flip_and_turn_and_is_not_the_plain_model():
+    from models import SelfEnsemble, UNet
+    torch.manual_seed(0)
+    model = UNet(width=4).eval()  # random weights: its output depends on which way up the input is
+    ensemble = SelfEnsemble(model)
+    x = torch.rand(2, 3, 12, 12) * 2 - 1
+    out = ensemble(x)
+    turns = [lambda t: t, lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.flip(-2, -1),
+             lambda t: t.transpose(-1, -2), lambda t: t.transpose(-1, -2).flip(-1),
+             lambda t: t.transpose(-1, -2).flip(-2), lambda t: t.transpose(-1, -2).flip(-2, -1)]
+    for turn in turns:  # an average over all eight views gives the same answer from any of them
+        assert torch.allclose(ensemble(turn(x)), turn(out), atol=1e-5)
+    assert not torch.allclose(model(x), out, atol=1e-3)
+    assert ensemble(torch.zeros(1, 3, 12, 20)).shape == (1, 3, 12, 20)  # a non-square image keeps its shape

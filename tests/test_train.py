@@ -90,7 +90,7 @@ def load_script(path):
     return module
 
 
-@pytest.mark.parametrize('script, expected', [('asgn6.py', 22), ('denoise.py', 11), ('plot_loss.py', 6),
+@pytest.mark.parametrize('script, expected', [('asgn6.py', 22), ('denoise.py', 12), ('plot_loss.py', 6),
                                               (os.path.join('experiments', 'run_experiments.py'), 8),
                                               (os.path.join('benchmarks', 'bench_train.py'), 8),
                                               (os.path.join('benchmarks', 'bench_denoise.py'), 5)])
