@@ -291,12 +291,13 @@ def markdown_table(networks, classical, epochs):
              f'batch 32 ({first["iterations"]} iterations) unless the iterations column says otherwise, scored by the '
              f'mean of their last {LAST_SAVES} saves; train PSNR is measured in the same way on '
              f'{first["held_out_images"]} training images. Filters: the parameter scored best on those training '
-             f'images, per seed. PSNR in dB. Wall times measured on: {timing_machines(networks)}.', '',
+             f'images, per seed. PSNR in dB. Wall times (the mean of the seeds) measured on: '
+             f'{timing_machines(networks)}.', '',
              '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
              '|------------------------|-----------|-----------|-------------|-------------|------------|---------|']
     for (name, _), rows in grouped(networks).items():
         name += f' ({len(rows)} seed{"s" if len(rows) > 1 else ""})' if len(rows) < len(seeds) else ''
-        lines.append(f'| {name} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]} | '
+        lines.append(f'| {name} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]:,} | '
                      f'{mean_std(rows, "train_psnr")} | {mean_std(rows, "held_out_psnr")} | '
                      f'{mean_std(rows, "held_out_l1", 4)} | {np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
     for (name, _), rows in grouped(classical).items():

@@ -197,22 +197,32 @@ def denoiser_section(results_path=os.path.join(ROOT, 'experiments', 'results', '
         gain = (f'{spread([psnr_of[name, s] - psnr_of[reference, s] for s in common], sign=True)} vs {numbers[reference]}'
                 if common else '-')
         walls = [row['wall_seconds'] / 60 for row in rows]
-        label = name + (f' ({len(seeds)} seeds)' if len(seeds) > 1 else '')
+        label = f'{name} ({len(seeds)} seed{"s" if len(seeds) > 1 else ""})'
         lines.append(f'| {numbers[name]} | {label} | {rows[0]["iterations"]:,} | '
                      f'{spread([row["train_psnr"] for row in rows])} | {spread([psnr_of[name, s] for s in seeds])} | '
                      f'{gain} | {max(walls):.1f} min |')
-    final = runs.get(DENOISER, [])
-    for key, how in (('held_out_psnr', ''), ('self_ensemble_psnr', ', its last save averaged over the eight '
-                                                                   'symmetries of each input')):
-        margins = margins_over_filters([row for row in final if key in row], results['classical'], key)
-        if margins:
-            lines += ['', f'{DENOISER}{how}, against the best classical filter on the same held-out images and noise: '
-                          f'{margin_summary(margins)}.']
-    return '\n'.join(lines)
+    return '\n'.join(lines + final_margins(runs.get(DENOISER, []), results['classical']))
 
 
-def margin_summary(margins):
-    each = '; '.join(f'seed {seed}: {margin:+.2f} dB over {name}' for seed, margin, name in margins)
+def final_margins(final, classical):
+    """Lines: the final denoiser over each seed's best filter; then its last save, as trained and averaged over
+    the eight symmetries (where a checkpoint was there to measure it)."""
+    lines = []
+    margins = margins_over_filters(final, classical)
+    if margins:
+        lines += ['', f'{DENOISER}, against the best classical filter on the same held-out images and noise: '
+                      + margin_summary(margins, [''] * len(margins)) + '.']
+    measured = [row for row in final if 'self_ensemble_psnr' in row]
+    margins = margins_over_filters(measured, classical, 'self_ensemble_psnr')
+    if margins:
+        lines += ['', 'Its last save, as trained → averaged over the eight symmetries of each input: ' + margin_summary(
+            margins, [f'{row["last_save_psnr"]:.2f} → {row["self_ensemble_psnr"]:.2f} dB, ' for row in measured]) + '.']
+    return lines
+
+
+def margin_summary(margins, prefixes):
+    each = '; '.join(f'seed {seed}: {prefix}{margin:+.2f} dB over {name}'
+                     for (seed, margin, name), prefix in zip(margins, prefixes))
     return each + (f' (mean {spread([m for _, m, _ in margins], sign=True)} dB over {len(margins)} seeds)'
                    if len(margins) > 1 else ' (one seed so far)')
 

@@ -175,7 +175,7 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     rows = [line for line in table.splitlines() if line.startswith('| ')]
     assert len(rows) == 4  # header, spec, noisy input, median
     assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
-    assert f'Wall times measured on: {cli.machine_name()}.' in table.splitlines()[0]
+    assert f'Wall times (the mean of the seeds) measured on: {cli.machine_name()}.' in table.splitlines()[0]
     assert Image.open(tmp_path / 'results' / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
     # a second call keeps the complete runs and their wall times
     walls = json.loads((tmp_path / 'results' / 'wall.json').read_text())

@@ -69,7 +69,7 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
         return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr}
     results = {'networks': [network('unet', 1, 20.0), network('unet', 2, 21.0), network('unet', 3, 22.0),
                             network('residual-unet', 1, 23.0), network('residual-unet', 2, 25.0),
-                            {**network(make_figures.DENOISER, 1, 30.0, 3300), 'self_ensemble_psnr': 30.5},
+                            {**network(make_figures.DENOISER, 1, 30.0, 3300), 'last_save_psnr': 29.8, 'self_ensemble_psnr': 30.5},
                             network(make_figures.DENOISER, 2, 31.0, 3300),
                             {**network('residual-unet', 1, 9.0), 'noise_level': 0.5}],  # another noise: not used
                'classical': [classical('noisy input', 1, 40.0), classical('BM3D', 1, 18.0), classical('median', 1, 19.0),
@@ -88,7 +88,7 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
                               'over 2 seeds).')
     # the self-ensemble's margin only where it was measured (seed 2's checkpoint was gone): 30.5 - 19
     assert 'averaged over the eight symmetries' in lines[-1] and lines[-1].endswith(
-        'seed 1: +11.50 dB over median (one seed so far).')
+        'seed 1: 29.80 → 30.50 dB, +11.50 dB over median (one seed so far).')
 
 
 def test_the_main_experiments_table_leaves_the_denoisers_intermediate_steps_to_their_own_table(tmp_path, monkeypatch):
