@@ -404,13 +404,14 @@ def report(out, epochs, networks, classical, figure_inputs, filters):
     if figure_inputs is None:
         return
     seed, rows, held_out = figure_inputs
-    here = [row for row in networks if row['noise_level'] == 1.0 and row['seed'] == seed
-            and os.path.exists(os.path.join(run_dir(out, row['name'], seed), CHECKPOINT_NAME))]
+    here = [row for row in networks if row['noise_level'] == 1.0 and row['seed'] == seed]
     best_network = max(here, key=lambda row: row['held_out_psnr'], default={'name': None})['name']
     shown = list(dict.fromkeys(name for name in ('spec', best_network) if any(r['name'] == name for r in here)))
     best_filter = max((row for row in rows if row['name'] in filters), key=lambda row: row['held_out_psnr'], default=None)
-    if not shown or best_filter is None:
-        print('denoised.png kept as it is: it needs the checkpoints of this seed\'s runs and a classical filter')
+    missing = [name for name in shown if not os.path.exists(os.path.join(run_dir(out, name, seed), CHECKPOINT_NAME))]
+    if not shown or missing or best_filter is None:  # a figure with fewer rows would replace a fuller one
+        print(f'denoised.png kept as it is: it needs a classical filter and the checkpoints of seed {seed}\'s '
+              f'{" and ".join(shown) or "runs"}' + (f' ({", ".join(missing)} missing)' if missing else ''))
         return
     comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
                       lambda noisy: apply_filter(filters[best_filter['name']][1], noisy, best_filter['parameter']))

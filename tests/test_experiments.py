@@ -191,6 +191,13 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     assert status == 0, err
     assert 'spec, seed 4681: already complete' in out and 'classical filters' not in out
     assert json.loads((tmp_path / 'results' / 'results.json').read_text()) == results
+    # the figure shows seed 4680's runs: without their checkpoints it is kept as it is, not redrawn
+    (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4680' / 'checkpoint.pt').unlink()
+    figure = (tmp_path / 'results' / 'denoised.png').read_bytes()
+    status, out, err = call_main(experiments.main, argv, capsys)
+    assert status == 0 and "denoised.png kept as it is: it needs a classical filter and the checkpoints of seed " \
+        "4680's spec (spec missing)" in out
+    assert (tmp_path / 'results' / 'denoised.png').read_bytes() == figure
     # one whose files say it stopped early is left out of the table, and named
     losses = tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'loss.txt'
     losses.write_text('')
