@@ -294,7 +294,7 @@ def markdown_table(networks, classical, epochs):
              f'images, per seed. PSNR in dB. Wall times (the mean of the seeds) measured on: '
              f'{timing_machines(networks)}.', '',
              '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
-             '|------------------------|-----------|-----------|-------------|-------------|------------|---------|']
+             '|--------------------|----------|-------|--------------|--------------|----------------|---------|']
     for (name, _), rows in grouped(networks).items():
         name += f' ({len(rows)} seed{"s" if len(rows) > 1 else ""})' if len(rows) < len(seeds) else ''
         lines.append(f'| {name} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]:,} | '

@@ -185,7 +185,7 @@ def denoiser_section(results_path=os.path.join(ROOT, 'experiments', 'results', '
             psnr_of[row['name'], row['seed']] = row['held_out_psnr']
             runs.setdefault(row['name'], []).append(row)
     lines = ['| | variant | iterations | train PSNR | held-out PSNR | gain | wall time |',
-             '|--|----------------------------------------|---------|-----------|-----------|-----------|---------|']
+             '|--|----------------------|--------|-------------|-------------|------------------|---------|']
     numbers = {}
     for name, reference in DENOISER_STEPS:
         rows = runs.get(name)
