@@ -27,7 +27,7 @@ from images import (TILE, BandedNoise, TiledDenoiser, add_noise, find_images, lo
                     read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans,
                     to_unit_range)
 from run_state import CHECKPOINT_NAME, load_checkpoint, model_of
-from training import Streams
+from training import Streams, sample_clamped
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
 DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
@@ -162,13 +162,6 @@ def data_gaussian(model, data_dir, image_size, device):
     mean = codes.mean(0)
     covariance = torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
     return torch.distributions.MultivariateNormal(mean, covariance)
-
-
-def sample_clamped(gaussian, count, generator):
-    """Draws from `generator` (not the global RNG), so a seed repeats them; clamped because the encoder's
-    Tanh never leaves [-1, 1]."""
-    unit = torch.empty(count, gaussian.loc.numel(), dtype=torch.float64).normal_(generator=generator)
-    return (gaussian.loc + (gaussian.scale_tril @ unit.unsqueeze(-1)).squeeze(-1)).clamp(-1, 1)
 
 
 @torch.no_grad()

@@ -262,3 +262,10 @@ def evaluate(model, clean, noisy):
 def novel_latents(count, size, streams, device):
     """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
     return (2 * torch.rand(count, size, generator=streams.novel_latents()) - 1).to(device)
+
+
+def sample_clamped(gaussian, count, generator):
+    """Draws from `generator` (not the global RNG), so a seed repeats them; clamped because the encoder's
+    Tanh never leaves [-1, 1]."""
+    unit = torch.empty(count, gaussian.loc.numel(), dtype=torch.float64).normal_(generator=generator)
+    return (gaussian.loc + (gaussian.scale_tril @ unit.unsqueeze(-1)).squeeze(-1)).clamp(-1, 1)

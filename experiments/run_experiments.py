@@ -129,8 +129,8 @@ def split_digest(held_out):
 def evaluate_run(name, seed, folder, timing, settings, previous=None):
     """A network run's scores from its own files: the mean of its last saves' measurements, which asgn6.py took
     in eval mode on the held-out images and on as many training images, each with one fixed noise draw; and
-    its last save's with and without the self-ensemble, from its checkpoint or, where that is gone, from
-    `previous` (the last results.json's row of the same run)."""
+    its last save's with and without the self-ensemble, from `previous` (the last results.json's row of the
+    same run) or else from its checkpoint, where that is kept."""
     saves = read_validation(os.path.join(folder, VALIDATION_NAME))[-LAST_SAVES:]
     model = models.build(settings['model'], settings['latent_size'], settings['image_size'])
     held_out, _, num_images = training.split_of_run(settings)
@@ -145,9 +145,14 @@ def evaluate_run(name, seed, folder, timing, settings, previous=None):
             'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
             'held_out_images': held_out.clean.size(0), 'train_images': num_images - held_out.clean.size(0),
             'held_out_set': split_digest(held_out)}
-    kept = {key: previous[key] for key in LAST_SAVE_SCORES if key in previous} if previous and all(
-        previous.get(key) == row[key] for key in ('iterations', 'held_out_set')) else {}
-    return {**row, **(last_save_scores(folder, held_out) or kept)}
+    return {**row, **(kept_scores(previous, row) or last_save_scores(folder, held_out))}
+
+
+def kept_scores(previous, row):
+    """The last-save scores of `previous`, if it is the same finished run (same iterations, held-out images and
+    scores): they cost a pass over the held-out images eight times, and need the checkpoint."""
+    same = previous and all(previous.get(key) == row[key] for key in ('iterations', 'held_out_set', 'held_out_psnr'))
+    return {key: previous[key] for key in LAST_SAVE_SCORES} if same and set(LAST_SAVE_SCORES) <= set(previous) else {}
 
 
 @torch.no_grad()

@@ -29,7 +29,6 @@ import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
-from denoise import sample_clamped  # noqa: E402
 from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
 from run_state import (convergence_stats, load_checkpoint, load_model, model_of, read_losses, read_validation,  # noqa: E402
                        save_weights)
@@ -236,15 +235,16 @@ def self_ensemble_section(weights=os.path.join(WEIGHTS, 'residual-unet.pt'), dat
     held_out, _, _ = training.split_of_run(settings, data_dir=data_dir)
     scores = [training.evaluate(net, held_out.clean, held_out.noisy)[1] for net in (model, models.SelfEnsemble(model))]
     with open(results_path) as f:
-        classical = [row for row in json.load(f)['classical'] if row['noise_level'] == settings['noise_level']
-                     and row.get('seed') == settings['seed'] and row['name'] != 'noisy input']
-    best = max(classical, key=lambda row: row['held_out_psnr'])
-    lines = [f'| weights/residual-unet.pt (seed {settings["seed"]}, its last save) | held-out PSNR | over {best["name"]} |',
+        classical = json.load(f)['classical']
+    margins = margins_over_filters([{'seed': settings['seed'], 'psnr': score} for score in scores], classical, 'psnr')
+    best = margins[0][2]
+    lines = [f'| weights/residual-unet.pt (seed {settings["seed"]}, its last save) | held-out PSNR | over {best} |',
              '|----------------------------------------------|-----------|-----------|']
-    for label, score in zip(('as trained', 'averaged over the eight symmetries of each input'), scores):
-        lines.append(f'| {label} | {score:.2f} dB | {score - best["held_out_psnr"]:+.2f} dB |')
+    for label, score, (_, margin, _) in zip(('as trained', 'averaged over the eight symmetries of each input'), scores,
+                                            margins):
+        lines.append(f'| {label} | {score:.2f} dB | {margin:+.2f} dB |')
     return '\n'.join(lines) + (f'\n\nThe {held_out.clean.size(0)} held-out images of its run, with the noise of the '
-                               f'tables above; {best["name"]}: {best["held_out_psnr"]:.2f} dB.')
+                               f'tables above; {best}: {scores[0] - margins[0][1]:.2f} dB.')
 
 
 def spread(values, sign=False):
@@ -349,7 +349,7 @@ def latent_section(count=2000):
     uniform = 2 * torch.rand(count, codes.size(1), generator=generator, dtype=torch.float64) - 1
     mean, covariance = codes.mean(0), torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
     gaussian = torch.distributions.MultivariateNormal(mean, covariance)
-    fitted = sample_clamped(gaussian, count, generator)  # as denoise.py --latent-source data draws them
+    fitted = training.sample_clamped(gaussian, count, generator)  # as denoise.py --latent-source data draws them
     precision = torch.linalg.inv(covariance)
 
     def mahalanobis(points):
