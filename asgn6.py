@@ -1,3 +1,4 @@
+# COMP4680/8650 Assignment 6 -- Name: ____________________  Student ID: ____________
 """Train the de-noising auto-encoder of models.py on a folder of images (Assignment 6, Q3b).
 
 Every iteration adds uniform noise in [-1, 1] to a batch of clean images (pixels in [-1, 1]),

@@ -1,3 +1,4 @@
+# COMP4680/8650 Assignment 6 -- Name: ____________________  Student ID: ____________
 """Use a model trained by asgn6.py: denoise your own images, generate new ones, interpolate between two.
 
     python denoise.py my_pokemon.png --add-noise          # noise it, denoise it, print the PSNR gain
@@ -24,10 +25,9 @@ import cli
 import models
 from files import check_can_create, make_folder
 from images import (TILE, BandedNoise, TiledDenoiser, add_noise, find_images, load_dataset, psnr, read_image,
-                    read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans,
-                    to_unit_range)
+                    read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans)
 from run_state import CHECKPOINT_NAME, load_checkpoint, model_of
-from training import Streams, sample_clamped
+from training import Streams, fitted_gaussian, noisy_codes, sample_clamped
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
 DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
@@ -51,8 +51,8 @@ def build_parser():
     p.add_argument('--generate', type=cli.positive_int(), metavar='N', help='decode N random latent vectors '
                    'into one grid (default: off)')
     p.add_argument('--latent-source', choices=['uniform', 'data'], default='uniform', help="for --generate: "
-                   "uniform in [-1, 1] as the starter draws them, or a Gaussian fitted to the encoded training "
-                   'images of --data-dir (default: uniform)')
+                   "uniform in [-1, 1] as the starter draws them, or a Gaussian fitted to the codes of the "
+                   'training images of --data-dir under the training noise (default: uniform)')
     p.add_argument('--data-dir', default='data', help='training images, for --latent-source data (default: data)')
     p.add_argument('--interpolate', nargs=2, metavar=('A', 'B'), help='decode points on the straight line '
                    'between the latent codes of images A and B (default: off)')
@@ -155,26 +155,16 @@ def denoise_files(model, paths, *, image_size, noise_level, streams, device, out
 
 
 @torch.no_grad()
-def data_gaussian(model, data_dir, image_size, device):
-    """Mean and covariance of the encoder's codes of the training images: where real codes live."""
-    images, _ = load_dataset(data_dir, image_size)
-    codes = torch.cat([model.encode(to_unit_range(batch).to(device)).cpu() for batch in images.split(256)]).double()
-    mean = codes.mean(0)
-    covariance = torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
-    return torch.distributions.MultivariateNormal(mean, covariance)
-
-
-@torch.no_grad()
-def generate(model, count, *, latent_size, source, data_dir, image_size, generator, out):
-    """Decode `count` latent vectors: uniform as the starter draws them, or from the data's Gaussian."""
+def generate(model, count, *, latent_size, gaussian, generator, out):
+    """Decode `count` latent vectors: uniform as the starter draws them, or from `gaussian` (fitted to codes)."""
     device = next(model.parameters()).device
-    if source == 'uniform':
+    if gaussian is None:
         latents = 2 * torch.rand(count, latent_size, generator=generator) - 1
     else:
-        latents = sample_clamped(data_gaussian(model, data_dir, image_size, device), count, generator).float()
+        latents = sample_clamped(gaussian, count, generator).float()
     path = os.path.join(out, 'generated.png')
     save_grid(output_file(out, 'generated.png'), model.decode(latents.to(device)), images_per_row=8)
-    print(f'{count} images from {source} latents -> {path}')
+    print(f'{count} images from {"uniform" if gaussian is None else "data"} latents -> {path}')
 
 
 @torch.no_grad()
@@ -218,8 +208,11 @@ def run(args):
     check_can_create(args.out, '--out', is_folder=True)
     streams = Streams(args.seed)
     if args.generate is not None:
-        generate(model, args.generate, latent_size=saved['latent_size'], source=args.latent_source,
-                 data_dir=args.data_dir, image_size=saved['image_size'], generator=streams.user_draws(),
+        draws, gaussian = streams.user_draws(), None
+        if args.latent_source == 'data':  # codes of noisy images, as the decoder saw them in training
+            images, _ = load_dataset(args.data_dir, saved['image_size'])
+            gaussian = fitted_gaussian(noisy_codes(model, images, saved.get('noise_level', 1.0), draws))
+        generate(model, args.generate, latent_size=saved['latent_size'], gaussian=gaussian, generator=draws,
                  out=args.out)
     elif args.interpolate is not None:
         interpolate(model, *args.interpolate, steps=args.steps, image_size=saved['image_size'], out=args.out)

@@ -1,3 +1,4 @@
+# COMP4680/8650 Assignment 6 -- Name: ____________________  Student ID: ____________
 """Encoder and decoder of the de-noising auto-encoder (COMP4680/8650 Assignment 6, Q2).
 
 The names, constructor signatures and layer attributes are those of the course's starter

@@ -1,3 +1,4 @@
+# COMP4680/8650 Assignment 6 -- Name: ____________________  Student ID: ____________
 """Plot the training loss written by asgn6.py (Assignment 6, Q3c) and print the numbers behind
 a "has it converged?" judgement.
 

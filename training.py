@@ -160,6 +160,14 @@ def batches_per_epoch(num_images, batch_size):
     return full + (rest >= 2)
 
 
+def follows_short_batch(iteration, train_images, batch_size):
+    """Whether a save comes right after an epoch's last batch when that batch is short (under a quarter of a
+    batch: 674 images at 32 leave 2).  BatchNorm normalises that step with two images' statistics and moves
+    its running averages towards them, so such a save scores low in eval mode; it is left out of a run's score."""
+    short = train_images % batch_size
+    return 0 < short < batch_size // 4 and iteration % batches_per_epoch(train_images, batch_size) == 0
+
+
 def batch_order(num_images, batch_size, streams, first, last, device):
     """(iteration, indices of its images) for iterations first..last, numbered across epochs from 1."""
     batch_size, per_epoch = min(batch_size, num_images), batches_per_epoch(num_images, batch_size)
@@ -262,6 +270,21 @@ def evaluate(model, clean, noisy):
 def novel_latents(count, size, streams, device):
     """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
     return (2 * torch.rand(count, size, generator=streams.novel_latents()) - 1).to(device)
+
+
+@torch.no_grad()
+def noisy_codes(model, images, noise_level, generator):
+    """The encoder's codes of stored images under one draw of the training noise: the codes the decoder was
+    trained on (it never saw a clean image's code)."""
+    device = next(model.parameters()).device
+    batches = [add_noise(to_unit_range(batch), noise_level, generator) for batch in images.split(256)]
+    return torch.cat([model.encode(batch.to(device)).cpu() for batch in batches]).double()
+
+
+def fitted_gaussian(codes):
+    """A Gaussian with the codes' mean and covariance (a little ridge keeps it invertible)."""
+    covariance = torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
+    return torch.distributions.MultivariateNormal(codes.mean(0), covariance)
 
 
 def sample_clamped(gaussian, count, generator):

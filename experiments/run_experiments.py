@@ -1,25 +1,26 @@
 """Q3(f): the assignment's model, its variants and classical denoisers, on held-out Pokemon, with error bars.
 
     pip install -r experiments/requirements.txt   # scikit-image and bm3d, for the classical baselines
-    python experiments/run_experiments.py          # every variant x 3 seeds: hours on 2 CPU cores (README)
+    python experiments/run_experiments.py          # every variant x 4 seeds: hours on 2 CPU cores (README)
 
 Every variant is trained by asgn6.py once per seed with --val-split 0.1: each seed holds out its own 10%
 of the embedded images, and within a seed every variant has the same split, batch size and epochs.
-At every save (30 iterations apart) asgn6.py measures the model in eval mode on the held-out images and
-on as many training images, each with one fixed noise draw; a run is scored by the mean of its last
-saves, and a variant by the mean and standard deviation of its seeds.  The classical filters denoise
-each seed's held-out images, taken from a network run's own split (its checkpoint's settings), with the
-parameter that scores best on that seed's training images, so no choice is made on the test images.
-Only non-local means, total variation (scikit-image) and BM3D need experiments/requirements.txt;
-without them those filters are left out.  An interrupted call resumes: runs already complete are kept.
+At every save asgn6.py measures the model in eval mode on the held-out images and on as many training
+images, each with one fixed noise draw; a run is scored by the mean of its last saves that do not follow
+a short last batch, and a variant by the mean and standard deviation of its seeds.  Seed 4680 is the
+development seed, on whose runs every choice was made; the tables report the other seeds.  The classical
+filters (classical.py) denoise each seed's held-out images, plain and followed by an intensity correction
+for the clamped noise's bias, with the parameter and correction fitted on that seed's training images,
+so no choice is made on the test images.  Only non-local means, total variation (scikit-image) and BM3D
+need experiments/requirements.txt; without them those filters are left out.  An interrupted call
+resumes: runs already complete are kept.
 Writes to experiments/results/: results.json (a row per run and seed), results.md (the table at noise 1;
-results-noise-0.5.md for the other level) and
-denoised.png (clean / noisy / spec / best variant / best filter, on the first seed's split).
+results-noise-0.5.md for the other level) and denoised.png (clean / noisy / spec / best variant / best
+corrected filter, on a test seed's split whose checkpoints are there).
 """
 import argparse
 import hashlib
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -30,19 +31,21 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, HERE]
 import cli  # noqa: E402
 import models  # noqa: E402
 import training  # noqa: E402
 from files import write_text_atomic  # noqa: E402
 from images import psnr, save_grid  # noqa: E402
+from classical import IntensityMap, apply_filter, best_classical, choose, classical_filters  # noqa: E402
 from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint, load_model, parse_args,  # noqa: E402
                        read_losses, read_validation)
 
 VAL_SPLIT = 0.1
-SEEDS = (4680, 4681, 4682)  # each seed draws its own split, weights, order and noise
+SEEDS = (4680, 4681, 4682, 4683)  # each seed draws its own split, weights, order and noise
+DEVELOPMENT_SEEDS = (4680,)  # every choice was made on this seed's runs; the tables report the others
 LAST_SAVE_SCORES = ('last_save_psnr', 'self_ensemble_psnr')
-LAST_SAVES = 3  # a run is scored by the mean of its last saves: one save's score jitters by about 1 dB
+LAST_SAVES = 3  # a run is scored by the mean of its last saves that do not follow a short batch (below)
 VARIANTS = {
     'spec': [],
     'latent-32': ['--latent-size', '32'],
@@ -131,9 +134,11 @@ def evaluate_run(name, seed, folder, timing, settings, previous=None):
     in eval mode on the held-out images and on as many training images, each with one fixed noise draw; and
     its last save's with and without the self-ensemble, from `previous` (the last results.json's row of the
     same run) or else from its checkpoint, where that is kept."""
-    saves = read_validation(os.path.join(folder, VALIDATION_NAME))[-LAST_SAVES:]
     model = models.build(settings['model'], settings['latent_size'], settings['image_size'])
     held_out, _, num_images = training.split_of_run(settings)
+    train_images = num_images - held_out.clean.size(0)
+    saves = [row for row in read_validation(os.path.join(folder, VALIDATION_NAME))
+             if not training.follows_short_batch(row.iteration, train_images, settings['batch_size'])][-LAST_SAVES:]
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
     row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': settings['noise_level'],
             'model': settings['model'], 'latent_size': settings['latent_size'] if model.has_latent else None,
@@ -143,15 +148,15 @@ def evaluate_run(name, seed, folder, timing, settings, previous=None):
             'wall_seconds': round(timing['seconds'], 1), 'machine': timing['machine'],
             'train_l1': mean('train_l1'), 'train_psnr': mean('train_psnr'),
             'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
-            'held_out_images': held_out.clean.size(0), 'train_images': num_images - held_out.clean.size(0),
+            'held_out_images': held_out.clean.size(0), 'train_images': train_images,
             'held_out_set': split_digest(held_out)}
     return {**row, **(kept_scores(previous, row) or last_save_scores(folder, held_out))}
 
 
 def kept_scores(previous, row):
     """The last-save scores of `previous`, if it is the same finished run (same iterations, held-out images and
-    scores): they cost a pass over the held-out images eight times, and need the checkpoint."""
-    same = previous and all(previous.get(key) == row[key] for key in ('iterations', 'held_out_set', 'held_out_psnr'))
+    noise): they cost a pass over the held-out images eight times, and need the checkpoint."""
+    same = previous and all(previous.get(key) == row[key] for key in ('iterations', 'held_out_set', 'noisy_psnr'))
     return {key: previous[key] for key in LAST_SAVE_SCORES} if same and set(LAST_SAVE_SCORES) <= set(previous) else {}
 
 
@@ -167,95 +172,42 @@ def last_save_scores(folder, held_out):
     return {key: training.evaluate(net, held_out.clean, held_out.noisy)[1] for key, net in zip(LAST_SAVE_SCORES, nets)}
 
 
-def reflect_windows(image, size, axes):
-    """Sliding windows of `size` along `axes` with scipy.ndimage's 'reflect' border (half-sample symmetric)."""
-    pad = [(size // 2, (size - 1) // 2) if axis in axes else (0, 0) for axis in range(image.ndim)]
-    return np.lib.stride_tricks.sliding_window_view(np.pad(image, pad, mode='symmetric'), (size, size), axis=axes)
-
-
-def gaussian_blur(image, sigma):
-    """scipy.ndimage.gaussian_filter(image, (sigma, sigma, 0)) in numpy: a separable kernel of radius 4 sigma."""
-    radius = int(4 * sigma + 0.5)
-    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    kernel /= kernel.sum()
-    for axis in (0, 1):
-        padded = np.pad(image, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode='symmetric')
-        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=axis)
-        image = windows @ kernel
-    return image
-
-
-def median_filter(image, size):
-    """scipy.ndimage.median_filter(image, size=(size, size, 1)) in numpy."""
-    return np.median(reflect_windows(image, size, (0, 1)), axis=(-2, -1))
-
-
-def non_local_means(image, h):
-    from skimage import restoration
-    return restoration.denoise_nl_means(image, h=h, patch_size=5, patch_distance=6, fast_mode=True, channel_axis=-1)
-
-
-def total_variation(image, weight):
-    from skimage import restoration
-    return restoration.denoise_tv_chambolle(image, weight=weight, channel_axis=-1)
-
-
-def bm3d_rgb(image, sigma):
-    import bm3d
-    return bm3d.bm3d_rgb(image, sigma_psd=sigma)
-
-
-def classical_filters(names=None):
-    """name -> (parameter grid, function(image HxWx3 in [0, 1], parameter) -> image); optional ones if installed.
-    The functions are module-level, so that worker processes can run them."""
-    filters = {
-        'gaussian blur': ([0.5, 0.75, 1.0, 1.5, 2.0], gaussian_blur),
-        'median 3x3': ([3], median_filter),
-        'median 5x5': ([5], median_filter),
-    }
-    try:
-        import skimage  # noqa: F401
-        filters['non-local means'] = ([0.05, 0.1, 0.15, 0.2, 0.3], non_local_means)
-        filters['total variation'] = ([0.05, 0.1, 0.2, 0.3, 0.4], total_variation)
-    except ImportError:
-        print('scikit-image is not installed: no non-local means or total variation baselines')
-    try:
-        import bm3d  # noqa: F401
-        # about 1.5 s per 64x64 image on one core: a grid of three around the noise's standard deviation
-        # (0.29 for uniform noise of half-width 0.5 on [0, 1], a little less after clamping)
-        filters['BM3D'] = ([0.15, 0.2, 0.25], bm3d_rgb)
-    except ImportError:
-        print('bm3d is not installed: no BM3D baseline')
-    return {name: value for name, value in filters.items() if names is None or name in names}
-
-
-def apply_filter(apply, noisy, parameter):
-    """One filter over a batch in [-1, 1], image by image in numpy's [0, 1] HxWx3 layout, one worker
-    process per core (BM3D takes seconds per image)."""
-    images = ((noisy.permute(0, 2, 3, 1).numpy() + 1) / 2).astype(np.float64)
-    with multiprocessing.get_context('fork').Pool(min(os.cpu_count(), len(images))) as pool:
-        out = np.stack([np.clip(image, 0, 1) for image in pool.starmap(apply, [(im, parameter) for im in images])])
-    return torch.from_numpy(out).permute(0, 3, 1, 2).float() * 2 - 1
-
-
 def run_baselines(held_out, probe, noise_level, filters):
-    """Every classical filter on one split's held-out images, with the parameter that scored best on the
-    split's training probe: chosen on images the test never sees, as a network's weights are."""
-    digest = split_digest(held_out)
-    rows = [baseline_row('noisy input', None, held_out.noisy, held_out.clean, noise_level, digest)]
-    for name, (grid, apply) in filters.items():
-        parameter = max(grid, key=lambda value: psnr(apply_filter(apply, probe.noisy, value), probe.clean))
-        rows.append(baseline_row(name, parameter, apply_filter(apply, held_out.noisy, parameter), held_out.clean,
-                                 noise_level, digest))
-        print(f'{name}: {rows[-1]["held_out_psnr"]:.2f} dB (parameter {parameter}, chosen on training images)',
+    """Every classical filter on one split's held-out images, plain and with the intensity correction, each
+    with the parameter (and correction) that scored best on the split's training probe: chosen on images the
+    test never sees, as a network's weights are.  The noisy input itself is scored plain and corrected too."""
+    common = {'kind': 'classical', 'noise_level': noise_level, 'held_out_set': split_digest(held_out)}
+    identity = IntensityMap.fit(probe.noisy, probe.clean)
+    rows = [baseline_row('noisy input', held_out.noisy, held_out, common, parameter=None, corrected=False,
+                         probe_psnr=psnr(probe.noisy, probe.clean)),
+            baseline_row('noisy input + correction', identity(held_out.noisy), held_out, common, parameter=None,
+                         corrected=True, probe_psnr=psnr(identity(probe.noisy), probe.clean),
+                         correction=correction_table(identity))]
+    for name, filter_ in filters.items():
+        choice = choose(filter_, probe, psnr)
+        plain = apply_filter(filter_.apply, held_out.noisy, choice.plain)
+        corrected = plain if choice.corrected == choice.plain else apply_filter(filter_.apply, held_out.noisy,
+                                                                                choice.corrected)
+        rows += [baseline_row(name, plain, held_out, common, parameter=choice.plain, corrected=False,
+                              probe_psnr=choice.plain_probe_psnr, grid=list(choice.tried)),
+                 baseline_row(f'{name} + correction', choice.correction(corrected), held_out, common,
+                              parameter=choice.corrected, corrected=True, probe_psnr=choice.corrected_probe_psnr,
+                              grid=list(choice.tried), correction=correction_table(choice.correction))]
+        print(f'{name}: {rows[-2]["held_out_psnr"]:.2f} dB plain ({choice.plain}), {rows[-1]["held_out_psnr"]:.2f} dB '
+              f'corrected ({choice.corrected}); parameters chosen on training images from {list(choice.tried)}',
               flush=True)
     return rows
 
 
-def baseline_row(name, parameter, denoised, clean, noise_level, digest):
-    return {'name': name, 'kind': 'classical', 'noise_level': noise_level, 'parameter': parameter,
-            'held_out_l1': (denoised - clean).abs().mean().item(), 'held_out_psnr': psnr(denoised, clean),
-            'held_out_set': digest}
+def baseline_row(name, denoised, held_out, common, **fields):
+    return {'name': name, **common, **fields, 'held_out_l1': (denoised - held_out.clean).abs().mean().item(),
+            'held_out_psnr': psnr(denoised, held_out.clean)}
+
+
+def correction_table(correction):
+    """An intensity correction as results.json keeps it: its filtered values and the clean means behind them."""
+    return {'filtered': [round(float(v), 6) for v in correction.filtered],
+            'clean': [round(float(v), 6) for v in correction.clean]}
 
 
 def grouped(rows):
@@ -288,18 +240,18 @@ def timing_machines(networks):
 def markdown_table(networks, classical, epochs):
     """The table of one noise level's rows (the caller filters them), with a line that says how they were made."""
     first = networks[0]
-    seeds = sorted({row.get('seed', SEEDS[0]) for row in networks})  # results.json of before seeds had one
+    seeds = sorted({row['seed'] for row in networks})
     over = (f'the mean ± standard deviation over {len(seeds)} seeds ({", ".join(map(str, seeds))}), each'
             if len(seeds) > 1 else f'one seed ({seeds[0]})')
     lines = [f'Noise half-width {first["noise_level"]:g}. Each row is {over} with its own 90/10 split of the images '
              f'({first["train_images"]} training, {first["held_out_images"]} held out). Networks: {epochs} epochs, '
              f'batch 32 ({first["iterations"]} iterations) unless the iterations column says otherwise, scored by the '
-             f'mean of their last {LAST_SAVES} saves; train PSNR is measured in the same way on '
-             f'{first["held_out_images"]} training images. Filters: the parameter scored best on those training '
-             f'images, per seed. PSNR in dB. Wall times (the mean of the seeds) measured on: '
-             f'{timing_machines(networks)}.', '',
+             f'mean of their last {LAST_SAVES} saves that do not follow a short last batch; train PSNR is measured in '
+             f'the same way on {first["held_out_images"]} training images. Filters: plain, and followed by the intensity '
+             f'correction (+ correction); parameter and correction fitted on those training images, per seed. PSNR in '
+             f'dB. Wall times (the mean of the seeds) measured on: {timing_machines(networks)}.', '',
              '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
-             '|--------------------|----------|-------|--------------|--------------|----------------|---------|']
+             '|--------------------------|----------|----------|------------|------------|---------------|--------|']
     for (name, _), rows in grouped(networks).items():
         name += f' ({len(rows)} seed{"s" if len(rows) > 1 else ""})' if len(rows) < len(seeds) else ''
         lines.append(f'| {name} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]:,} | '
@@ -307,7 +259,7 @@ def markdown_table(networks, classical, epochs):
                      f'{mean_std(rows, "held_out_l1", 4)} | {np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
     for (name, _), rows in grouped(classical).items():
         chosen = sorted({row['parameter'] for row in rows}, key=str)
-        parameter = '' if chosen == [None] else f' ({", ".join(map(str, chosen))})'
+        parameter = '' if chosen == [None] else f' ({", ".join(f"{value:g}" for value in chosen)})'
         lines.append(f'| {name}{parameter} | - | - | - | {mean_std(rows, "held_out_psnr")} | '
                      f'{mean_std(rows, "held_out_l1", 4)} | - |')
     return '\n'.join(lines) + '\n'
@@ -340,19 +292,27 @@ def read_json(path, default=None):
         return json.load(f)
 
 
+def reported(rows):
+    """The rows of the test seeds, where there are any: the development seeds' runs made the choices."""
+    tested = [row for row in rows if row.get('seed') not in DEVELOPMENT_SEEDS]
+    return tested or rows
+
+
 def write_table(out, results):
-    """results.md (the assignment's noise) and results-noise-0.5.md etc. (other levels) from results.json;
-    returns the tables. One table per level keeps each short enough for a page."""
+    """results.md (the assignment's noise) and results-noise-0.5.md etc. (other levels) from results.json, over
+    the test seeds; returns the tables.  One table per level keeps each short enough for a page."""
     tables = []
     for level in sorted({row['noise_level'] for row in results['networks']}, reverse=True):
-        rows = {kind: [row for row in results[kind] if row['noise_level'] == level] for kind in ('networks', 'classical')}
+        rows = {kind: reported([row for row in results[kind] if row['noise_level'] == level])
+                for kind in ('networks', 'classical')}
         table = markdown_table(rows['networks'], rows['classical'], results['epochs'])
-        write_text_atomic(os.path.join(out, 'results.md' if level == 1.0 else f'results-noise-{level:g}.md'), table)
+        name = 'results.md' if level == 1.0 else f'results-noise-{level:g}.md'
+        write_text_atomic(os.path.join(out, name), table)
         tables.append(table)
     return '\n'.join(tables)
 
 
-def evaluate_all(out, walls, filters, previous, data_dir, epochs):
+def evaluate_all(out, walls, filter_names, previous, data_dir, epochs):
     """Rows for every complete run in `out`, from its own files (its checkpoint may be gone: it is not committed);
     classical rows on each seed's split, reused from the previous results when they were made on the same images."""
     networks = []
@@ -366,22 +326,24 @@ def evaluate_all(out, walls, filters, previous, data_dir, epochs):
                 networks.append(evaluate_run(name, seed, folder, timing, settings, kept))
             else:
                 print(f'{name}, seed {seed}: not complete, so not in the table; a new call resumes it')
-    classical, figure_inputs = [], None
+    classical, figure_inputs = [], []
     for level, seed in sorted({(row['noise_level'], row['seed']) for row in networks}, key=lambda k: (-k[0], k[1])):
         held_out, probe, _ = training.split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
                                                     'noise_level': level, 'seed': seed})
-        digest = split_digest(held_out)
+        digest, filters = split_digest(held_out), classical_filters(filter_names, level)
         kept = previous['classical'].get((level, seed, digest), [])
-        if {row['name'] for row in kept} >= {'noisy input', *filters}:
-            rows = [row for row in kept if row['name'] in {'noisy input', *filters}]
+        wanted = {'noisy input', 'noisy input + correction', *filters, *(f'{name} + correction' for name in filters)}
+        if {row['name'] for row in kept} >= wanted:
+            rows = [row for row in kept if row['name'] in wanted]
         else:
             print(f'classical filters, noise {level}, split of seed {seed}:', flush=True)
             rows = run_baselines(held_out, probe, level, filters)
             for row in rows:
                 row['seed'] = seed
         classical += rows
-        if level == 1.0 and figure_inputs is None:
-            figure_inputs = (seed, rows, held_out)
+        if level == 1.0:
+            figure_inputs.append((seed, rows, held_out))
+    figure_inputs.sort(key=lambda inputs: inputs[0] in DEVELOPMENT_SEEDS)  # a test seed's split, where one can
     return networks, classical, figure_inputs
 
 
@@ -403,24 +365,37 @@ def previous_results(out):
 
 
 def report(out, epochs, networks, classical, figure_inputs, filters):
-    results = {'epochs': epochs, 'networks': networks, 'classical': classical}
+    results = {'epochs': epochs, 'development_seeds': list(DEVELOPMENT_SEEDS), 'networks': networks,
+               'classical': classical}
     write_text_atomic(os.path.join(out, 'results.json'), json.dumps(results, indent=1))
     print(write_table(out, results))
-    if figure_inputs is None:
+    candidates = [figure_candidate(out, networks, *inputs) for inputs in figure_inputs]
+    ready = [candidate for candidate in candidates if candidate['ready']]
+    if not ready:  # a figure with fewer rows would replace a fuller one
+        if candidates:
+            first = candidates[0]
+            print(f'denoised.png kept as it is: it needs a classical filter and the checkpoints of seed '
+                  f'{first["seed"]}\'s {" and ".join(first["shown"]) or "runs"}'
+                  + (f' ({", ".join(first["missing"])} missing)' if first['missing'] else ''))
         return
-    seed, rows, held_out = figure_inputs
+    seed, shown, best_filter, held_out = (ready[0][key] for key in ('seed', 'shown', 'best_filter', 'held_out'))
+    plain_name = best_filter['name'].removesuffix(' + correction')
+    correction = IntensityMap(np.array(best_filter['correction']['filtered']), np.array(best_filter['correction']['clean']))
+    comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
+                      lambda noisy: correction(apply_filter(filters[plain_name].apply, noisy, best_filter['parameter'])))
+    print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter["name"]}')
+
+
+def figure_candidate(out, networks, seed, rows, held_out):
+    """What the comparison figure would show on one seed's split: spec, that seed's best network and its
+    best corrected filter; ready if every network's checkpoint (not committed) is there."""
     here = [row for row in networks if row['noise_level'] == 1.0 and row['seed'] == seed]
     best_network = max(here, key=lambda row: row['held_out_psnr'], default={'name': None})['name']
     shown = list(dict.fromkeys(name for name in ('spec', best_network) if any(r['name'] == name for r in here)))
-    best_filter = max((row for row in rows if row['name'] in filters), key=lambda row: row['held_out_psnr'], default=None)
     missing = [name for name in shown if not os.path.exists(os.path.join(run_dir(out, name, seed), CHECKPOINT_NAME))]
-    if not shown or missing or best_filter is None:  # a figure with fewer rows would replace a fuller one
-        print(f'denoised.png kept as it is: it needs a classical filter and the checkpoints of seed {seed}\'s '
-              f'{" and ".join(shown) or "runs"}' + (f' ({", ".join(missing)} missing)' if missing else ''))
-        return
-    comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
-                      lambda noisy: apply_filter(filters[best_filter['name']][1], noisy, best_filter['parameter']))
-    print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter["name"]}')
+    best_filter = best_classical(rows)
+    return {'seed': seed, 'shown': shown, 'missing': missing, 'best_filter': best_filter, 'held_out': held_out,
+            'ready': bool(shown) and not missing and best_filter is not None}
 
 
 def main(argv=None):
@@ -447,6 +422,7 @@ def main(argv=None):
 def run(args):
     if args.table_only:
         write_table(args.out, read_json(os.path.join(args.out, 'results.json')))
+        print(f'wrote the tables of {os.path.join(args.out, "results.json")} to {args.out}')
         return 0
     torch.set_num_threads(os.cpu_count())
     names = args.only or list(VARIANTS)
@@ -461,7 +437,7 @@ def run(args):
                 walls[f'{name}/seed-{seed}'] = add_timing(walls.get(f'{name}/seed-{seed}'), seconds)
                 write_text_atomic(walls_path, json.dumps(walls, indent=1))
     filters = classical_filters(args.filters)
-    networks, classical, figure_inputs = evaluate_all(args.out, walls, filters, previous_results(args.out),
+    networks, classical, figure_inputs = evaluate_all(args.out, walls, args.filters, previous_results(args.out),
                                                       args.data_dir, args.epochs)
     report(args.out, args.epochs, networks, classical, figure_inputs, filters)
     return 0

@@ -14,19 +14,22 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, os.path.join(ROOT, 'experiments')]
 import torch  # noqa: E402
 
+from classical import best_classical  # noqa: E402
+
 import cli  # noqa: E402
-import models  # noqa: E402
 import training  # noqa: E402
 from files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
 from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
@@ -39,30 +42,28 @@ WEIGHTS = os.path.join(ROOT, 'weights')
 FIGURES = os.path.join(HERE, 'figures')
 ITERATIONS = (100, 1000, 5000, 12000)
 CELL = 66  # save_image: 64-pixel images with 2 pixels of padding
-CROP_COLUMNS = 12
 
 
 # ----------------------------------------------------------------------------- generated text
 
 def describe(layer):
     """A short name for a layer, as the assignment's table would write it."""
-    kind = type(layer).__name__
+    kind = {'ConvTranspose2d': 'ConvT', 'Conv2d': 'Conv', 'BatchNorm1d': 'BN', 'BatchNorm2d': 'BN'}.get(type(layer).__name__,
+                                                                                     type(layer).__name__)
     if hasattr(layer, 'in_features'):
-        return f'{kind}({layer.in_features} → {layer.out_features})'
+        return f'{kind}({layer.in_features}→{layer.out_features})'
     if hasattr(layer, 'kernel_size'):
         k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
-        return f'{kind}({layer.in_channels} → {layer.out_channels}, {k}×{k}, stride {s}, padding {p})'
-    if hasattr(layer, 'num_features'):
-        return f'{kind}({layer.num_features})'
+        return f'{kind}({layer.in_channels}→{layer.out_channels}, {k}×{k}' + (f', s{s}' if s > 1 else '') + \
+            (f', p{p}' if p else '') + ')'
     return kind
 
 
 def layer_table():
-    """Every layer of the spec'd models with its output shape and parameter count, from models.py itself."""
-    import torch
+    """One row per block of the spec'd models: its layers, output shape and parameters, from models.py itself."""
     from models import Decoder, Encoder
-    rows = ['| block | layer | output shape (N = 32) | parameters |',
-            '|--------------|------------------------------|--------------|--------|']  # widths for pandoc
+    rows = ['| block | layers | output (N = 32) | parameters |',
+            '|-------------|------------------------------------------------------------|-----------------|---------|']
     x = torch.zeros(32, 3 * 64 * 64)
     for model, blocks, name in ((Encoder(128, 64), ('hidden_layer', 'output_layer'), 'Encoder'),
                                 (Decoder(128, 64), [f'layer{i}' for i in range(1, 6)], 'Decoder')):
@@ -70,13 +71,16 @@ def layer_table():
         if name == 'Decoder':
             x = torch.zeros(32, 128, 1, 1)
         for block in blocks:
-            for layer in getattr(model, block):
-                x = layer(x)
-                params = sum(p.numel() for p in layer.parameters())
-                rows.append(f'| {name}.{block} | {describe(layer)} | {tuple(x.shape)} | {params:,} |')
-        total = sum(p.numel() for p in model.parameters())
-        rows.append(f'| **{name} total** | | | **{total:,}** |')
-    return '\n'.join(rows)
+            layers = getattr(model, block)
+            with torch.no_grad():
+                x = layers(x)
+            params = sum(p.numel() for p in layers.parameters())
+            text = ', '.join(describe(layer) for layer in layers)
+            rows.append(f'| {block} | {text} | {tuple(x.shape)} | {params:,} |')
+        rows.append(f'| **{name}** | | | **{sum(p.numel() for p in model.parameters()):,}** |')
+    return '\n'.join(rows) + ('\n\n: The blocks of `models.py` (ConvT: ConvTranspose2d, Conv: Conv2d, BN: BatchNorm; '
+                              'the kernel, then stride s and padding p where they are not 1 and 0). *Generated* by '
+                              'running a batch of 32 through each block.')
 
 
 def check_models_output():
@@ -111,7 +115,8 @@ def loss_section(window_epochs=10):
         f'| change of the smoothed loss over the last 10% | {100 * stats["last_10pct_change"]:+.2f}% |',
         f'| minimum single-batch loss | {stats["minimum"]:.4f} (iteration {stats["minimum_at"]}) |',
         f'| final single-batch loss | {stats["final"]:.4f} |',
-        '', f'(smoothing: trailing mean over {window} iterations = {window_epochs} epochs)'])
+        '', f': The loss of the default run, from `report/run/loss.txt`; smoothed: the trailing mean over {window} '
+            f'iterations ({window_epochs} epochs).'])
 
 
 # ----------------------------------------------------------------------------- grids
@@ -131,18 +136,45 @@ def crop_columns(source, target, columns, rows):
     atomic_write(target, lambda tmp: crop.save(tmp, format='png'))
 
 
-def samples_section():
+def panels(sources, titles, target, columns=2):
+    """Several grids in one figure, each under its title, `columns` to a row."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    images = [np.asarray(Image.open(source).convert('RGB')) for source in sources]
+    rows = -(-len(images) // columns)
+    height, width = images[0].shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * width / 100, rows * (height + 22) / 100), squeeze=False)
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image, interpolation='nearest')
+        ax.set_title(title, fontsize=9, pad=3)
+    for ax in axes.flat:
+        ax.axis('off')
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 22 / (rows * (height + 22)), wspace=0.02,
+                        hspace=22 / height)
+    save_figure(fig, target, dpi=200)
+    plt.close(fig)
+
+
+def samples_section(columns=8):
+    """The PSNR table of Q3(d), and the sample and novel grids of its iterations as one figure each."""
     rows = ['| iteration | epoch | noisy vs clean | denoised vs clean |', '|---|---|---|---|']
     per_epoch = iterations_per_epoch()
+    crops, scratch = {'sample': [], 'novel': []}, tempfile.mkdtemp()
     for iteration in ITERATIONS:
         source = os.path.join(RUN, f'sample-{iteration:06d}.png')
         clean, noisy, denoised = grid_cells(source, 3)
-        crop_columns(source, os.path.join(FIGURES, f'sample-{iteration:06d}-crop.png'), CROP_COLUMNS, 3)
-        crop_columns(os.path.join(RUN, f'novel-{iteration:06d}.png'),
-                     os.path.join(FIGURES, f'novel-{iteration:06d}.png'), 8, 2)
-        rows.append(f'| {iteration} | {(iteration - 1) // per_epoch + 1} | {psnr(noisy, clean):.2f} dB '
+        for kind, grid_rows in (('sample', 3), ('novel', 2)):
+            crops[kind].append(os.path.join(scratch, f'{kind}-{iteration:06d}.png'))
+            crop_columns(os.path.join(RUN, f'{kind}-{iteration:06d}.png'), crops[kind][-1], columns, grid_rows)
+        rows.append(f'| {iteration:,} | {(iteration - 1) // per_epoch + 1} | {psnr(noisy, clean):.2f} dB '
                     f'| {psnr(denoised, clean):.2f} dB |')
-    return '\n'.join(rows)
+    titles = [f'iteration {iteration:,} (epoch {(iteration - 1) // per_epoch + 1})' for iteration in ITERATIONS]
+    for kind, paths in crops.items():
+        panels(paths, titles, os.path.join(FIGURES, f'{kind}s.png'))
+    shutil.rmtree(scratch)
+    return '\n'.join(rows) + ('\n\n: PSNR of the saved training batches (8-bit pixels, peak-to-peak 2), over every image '
+                              'of the batch: 32, but 13 at iteration 12,000, the last batch of epoch 500.')
 
 
 def experiments_section(name='results.md'):
@@ -151,100 +183,114 @@ def experiments_section(name='results.md'):
     if name == 'results.md':
         copy_atomic(os.path.join(results, 'denoised.png'), os.path.join(FIGURES, 'experiments-denoised.png'))
     with open(os.path.join(results, name)) as f:
-        lines = f.read().strip().splitlines()
-    steps = {step for step, _ in DENOISER_STEPS} - {'unet', DENOISER}  # shown in the next subsection
-    return '\n'.join(line for line in lines if line.split('|')[1:2] == [] or
-                      line.split('|')[1].strip().split(' (')[0] not in steps)
+        description, _, *lines = f.read().strip().splitlines()
+    steps = {step for step, _, _ in DENOISER_STEPS} - {'unet', DENOISER}  # shown in the next subsection
+    labels = {'residual-unet+cosine+mse+augment-160ep': 'final denoiser (Table 8)', 'non-local means': 'NL means',
+              'total variation': 'TV', 'gaussian blur': 'Gaussian blur', ' + correction': ' + corr.'}
+    kept = []
+    for line in lines:
+        if line.startswith('| ') and line.split('|')[1].strip().split(' (')[0] in steps:
+            continue
+        for name, label in labels.items():
+            line = line.replace(name, label)
+        kept.append(line)
+    return '\n'.join(kept) + '\n\n: ' + description
 
 
-# (variant, the variant it changes one thing of); what each change is, the report's prose says
+# (variant, the variant it changes one thing of, its name in the report); what each change is, the prose says
 DENOISER_STEPS = (
-    ('unet', None),
-    ('unet+cosine', 'unet'),
-    ('residual-unet', 'unet'),
-    ('residual-unet+cosine', 'residual-unet'),
-    ('residual-unet+cosine+mse', 'residual-unet+cosine'),
-    ('residual-unet+cosine+mse+augment', 'residual-unet+cosine+mse'),
-    ('residual-unet+cosine-150ep', 'residual-unet+cosine'),
-    ('residual-unet+cosine+mse-150ep', 'residual-unet+cosine-150ep'),
-    ('residual-unet+cosine+mse+augment-160ep', 'residual-unet+cosine+mse-150ep'),  # also 10 more epochs
+    ('unet', None, 'U-Net'),
+    ('unet+cosine', 'unet', 'U-Net + cosine'),
+    ('residual-unet', 'unet', 'residual U-Net (R)'),
+    ('residual-unet+cosine', 'residual-unet', 'R + cosine'),
+    ('residual-unet+cosine+mse', 'residual-unet+cosine', 'R + cosine + MSE'),
+    ('residual-unet+cosine+mse+augment', 'residual-unet+cosine+mse', 'R + cosine + MSE + symmetries'),
+    ('residual-unet+cosine-150ep', 'residual-unet+cosine', 'R + cosine, 150 epochs'),
+    ('residual-unet+cosine+mse-150ep', 'residual-unet+cosine-150ep', 'R + cosine + MSE, 150 epochs'),
+    ('residual-unet+cosine+mse+augment-160ep', 'residual-unet+cosine+mse-150ep', 'R + cos. + MSE + sym., 160 epochs'),
 )
-DENOISER = 'residual-unet+cosine+mse+augment-160ep'  # the one shipped as weights/residual-unet.pt
+DENOISER = 'residual-unet+cosine+mse+augment-160ep'  # the final one, shipped as weights/residual-unet.pt
+RESULTS = os.path.join(ROOT, 'experiments', 'results', 'results.json')
 
 
-def denoiser_section(results_path=os.path.join(ROOT, 'experiments', 'results', 'results.json')):
-    """What each change towards the stronger denoiser bought (held-out PSNR at noise 1, compared on the seeds
-    both runs have), and the final denoiser's margin over the best classical filter of each seed."""
-    with open(results_path) as f:
-        results = json.load(f)
-    psnr_of = {}  # (name, seed) -> held-out PSNR
+def read_results(path=RESULTS):
+    with open(path) as f:
+        return json.load(f)
+
+
+def seed_list(seeds):
+    """'4680–4683' for consecutive seeds, else '4680, 4682'."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds[-1] - seeds[0] == len(seeds) - 1:
+        return f'{seeds[0]}–{seeds[-1]}'
+    return ', '.join(map(str, seeds))
+
+
+def denoiser_section(results_path=RESULTS):
+    """The steps towards the stronger denoiser (held-out PSNR at noise 1): each step's gain over the row it
+    changes, on the seeds both rows have, and the development seed's wall time."""
+    results = read_results(results_path)
     runs = {}
     for row in results['networks']:
         if row['noise_level'] == 1.0:
-            psnr_of[row['name'], row['seed']] = row['held_out_psnr']
-            runs.setdefault(row['name'], []).append(row)
-    lines = ['| | variant | iterations | train PSNR | held-out PSNR | gain | wall time |',
-             '|--|----------------------|--------|-------------|-------------|------------------|---------|']
+            runs.setdefault(row['name'], {})[row['seed']] = row
+    development = results.get('development_seeds', [])
+    lines = ['| | variant | iterations | seeds | train PSNR | held-out PSNR | gain | minutes |',
+             '|---|-------------------------|--------|---------|--------------|--------------|'
+             '-------------------|-------|']
     numbers = {}
-    for name, reference in DENOISER_STEPS:
-        rows = runs.get(name)
-        if not rows:
+    for name, reference, label in DENOISER_STEPS:
+        if name not in runs:
             continue
         numbers[name] = len(numbers) + 1
-        seeds = sorted(row['seed'] for row in rows)
-        common = [seed for seed in seeds if (reference, seed) in psnr_of and reference in numbers]
-        gain = (f'{spread([psnr_of[name, s] - psnr_of[reference, s] for s in common], sign=True)} vs {numbers[reference]}'
-                if common else '-')
-        walls = [row['wall_seconds'] / 60 for row in rows]
-        label = f'{name} ({len(seeds)} seed{"s" if len(seeds) > 1 else ""})'
-        lines.append(f'| {numbers[name]} | {label} | {rows[0]["iterations"]:,} | '
-                     f'{spread([row["train_psnr"] for row in rows])} | {spread([psnr_of[name, s] for s in seeds])} | '
-                     f'{gain} | {max(walls):.1f} min |')
-    return '\n'.join(lines + final_margins(runs.get(DENOISER, []), results['classical']))
+        rows = runs[name]
+        common = sorted(set(rows) & set(runs.get(reference, {}))) if reference in numbers else []
+        gain = (f'{spread([rows[s]["held_out_psnr"] - runs[reference][s]["held_out_psnr"] for s in common], sign=True)}'
+                f' vs {numbers[reference]}' if common else '-')
+        minutes = '; '.join(f'{rows[s]["wall_seconds"] / 60:.1f}' for s in development if s in rows) or '-'
+        lines.append(f'| {numbers[name]} | {label} | {next(iter(rows.values()))["iterations"]:,} | '
+                     f'{seed_list(rows)} | {spread([r["train_psnr"] for r in rows.values()])} | '
+                     f'{spread([r["held_out_psnr"] for r in rows.values()])} | {gain} | {minutes} |')
+    return '\n'.join(lines) + ('\n\n: Towards a stronger denoiser, one change a row (R: the residual U-Net). Held-out '
+                               'PSNR in dB, mean ± std over the seeds listed; gain: over the row named, on the seeds '
+                               'both have; minutes: wall time of the development seed\'s run.')
 
 
-def final_margins(final, classical):
-    """Lines: the final denoiser over each seed's best filter; then its last save, as trained and averaged over
-    the eight symmetries (where a checkpoint was there to measure it)."""
-    lines = []
-    margins = margins_over_filters(final, classical)
-    if margins:
-        lines += ['', f'{DENOISER}, against the best classical filter on the same held-out images and noise: '
-                      + margin_summary(margins, [''] * len(margins)) + '.']
-    measured = [row for row in final if 'self_ensemble_psnr' in row]
-    margins = margins_over_filters(measured, classical, 'self_ensemble_psnr')
-    if margins:
-        lines += ['', 'Its last save, as trained → averaged over the eight symmetries of each input: ' + margin_summary(
-            margins, [f'{row["last_save_psnr"]:.2f} → {row["self_ensemble_psnr"]:.2f} dB, ' for row in measured]) + '.']
-    return lines
-
-
-def margin_summary(margins, prefixes):
-    each = '; '.join(f'seed {seed}: {prefix}{margin:+.2f} dB over {name}'
-                     for (seed, margin, name), prefix in zip(margins, prefixes))
-    return each + (f' (mean {spread([m for _, m, _ in margins], sign=True)} dB over {len(margins)} seeds)'
-                   if len(margins) > 1 else ' (one seed so far)')
-
-
-@torch.no_grad()
-def self_ensemble_section(weights=os.path.join(WEIGHTS, 'residual-unet.pt'), data_dir=os.path.join(ROOT, 'data'),
-                          results_path=os.path.join(ROOT, 'experiments', 'results', 'results.json')):
-    """The shipped denoiser on its own run's held-out images and noise, as trained and averaged over the eight
-    symmetries of each input (models.SelfEnsemble), against the best classical filter on the same images."""
-    model, settings = load_model(weights, torch.device('cpu'))
-    held_out, _, _ = training.split_of_run(settings, data_dir=data_dir)
-    scores = [training.evaluate(net, held_out.clean, held_out.noisy)[1] for net in (model, models.SelfEnsemble(model))]
-    with open(results_path) as f:
-        classical = json.load(f)['classical']
-    margins = margins_over_filters([{'seed': settings['seed'], 'psnr': score} for score in scores], classical, 'psnr')
-    best = margins[0][2]
-    lines = [f'| weights/residual-unet.pt (seed {settings["seed"]}, its last save) | held-out PSNR | over {best} |',
-             '|----------------------------------------------|-----------|-----------|']
-    for label, score, (_, margin, _) in zip(('as trained', 'averaged over the eight symmetries of each input'), scores,
-                                            margins):
-        lines.append(f'| {label} | {score:.2f} dB | {margin:+.2f} dB |')
-    return '\n'.join(lines) + (f'\n\nThe {held_out.clean.size(0)} held-out images of its run, with the noise of the '
-                               f'tables above; {best}: {scores[0] - margins[0][1]:.2f} dB.')
+def margins_section(results_path=RESULTS):
+    """The final denoiser against each test seed's strongest honest baseline: the corrected filter that scored
+    best on that seed's training images; as scored (mean of saves) and at its last save, plain and averaged
+    over the eight symmetries of each input."""
+    results = read_results(results_path)
+    development = results.get('development_seeds', [])
+    final = [row for row in results['networks'] if row['name'] == DENOISER and row['noise_level'] == 1.0
+             and row['seed'] not in development]
+    columns, cells = [], []
+    for row in sorted(final, key=lambda row: row['seed']):
+        best = best_classical([c for c in results['classical'] if c['noise_level'] == 1.0 and c['seed'] == row['seed']])
+        values = (row['held_out_psnr'], row['last_save_psnr'], row['self_ensemble_psnr'], best['held_out_psnr'],
+                  row['held_out_psnr'] - best['held_out_psnr'], row['self_ensemble_psnr'] - best['held_out_psnr'])
+        columns.append(values)
+        cells.append((row, best, values))
+    names = {best['name'] for _, best, _ in cells}
+    header = next(iter(names)).replace(' + correction', ' + corr.') if len(names) == 1 else 'best corrected filter'
+    lines = [f'| seed | final model | its last save | 8 symmetries | {header} | margin | with symmetries | minutes |',
+             '|-----|-------------|-------------|-------------|-------------|---------------|---------------|-------|']
+    for row, best, values in cells:
+        filter_ = f'{values[3]:.2f}' if len(names) == 1 else f'{best["name"]} {values[3]:.2f}'
+        lines.append(f'| {row["seed"]} | {values[0]:.2f} | {values[1]:.2f} | {values[2]:.2f} | {filter_} | '
+                     f'{values[4]:+.2f} | {values[5]:+.2f} | {row["wall_seconds"] / 60:.1f} |')
+    if len(columns) > 1:
+        means = [spread(list(column), sign=index >= 4) for index, column in enumerate(zip(*columns))]
+        lines.append(f'| mean | {means[0]} | {means[1]} | {means[2]} | {means[3]} | {means[4]} | {means[5]} | |')
+    machines = {}
+    for row in final:
+        machines.setdefault(row['machine'], []).append(row['seed'])
+    where = '; '.join(f'{machine} (seed {seed_list(seeds)})' for machine, seeds in machines.items())
+    parameters = ', '.join(sorted({f'{best["parameter"]:g}' for _, best, _ in cells}))
+    return '\n'.join(lines) + (f'\n\n: The final denoiser on the test seeds ({seed_list(row["seed"] for row in final)}), in '
+                               f'dB on each seed\'s 75 held-out images, against the corrected filter that scored best on its '
+                               f'training images ({", ".join(sorted(names))}, parameter {parameters}). '
+                               f'Minutes of training on: {where}.')
 
 
 def spread(values, sign=False):
@@ -256,14 +302,12 @@ def spread(values, sign=False):
 
 
 def margins_over_filters(runs, classical, key='held_out_psnr'):
-    """(seed, the run's `key` PSNR over the seed's best filter, that filter) per run: the best on the held-out
-    images themselves, so the margin is the smallest it can be."""
+    """(seed, the run's `key` PSNR over the seed's best corrected filter, that filter) per run: the filter that
+    scored best on the seed's training images, with its intensity correction."""
     margins = []
     for row in runs:
-        filters = [c for c in classical if c['noise_level'] == 1.0 and c.get('seed') == row['seed']
-                   and c['name'] != 'noisy input']
-        if filters:
-            best = max(filters, key=lambda c: c['held_out_psnr'])
+        best = best_classical([c for c in classical if c['noise_level'] == 1.0 and c.get('seed') == row['seed']])
+        if best:
             margins.append((row['seed'], row[key] - best['held_out_psnr'], best['name']))
     return margins
 
@@ -295,12 +339,18 @@ def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
         if row.iteration in marks or row is rows[-1]:
             table.append(f'| {row.iteration} | {(row.iteration - 1) // per_epoch + 1} | {row.train_psnr:.2f} dB | '
                          f'{row.psnr:.2f} dB | {row.train_psnr - row.psnr:.2f} dB |')
-    last = rows[-3:]
-    table.append(f'| mean of the last 3 saves | | {np.mean([r.train_psnr for r in last]):.2f} dB | '
+    with open(os.path.join(HELD_OUT, 'train.log')) as f:
+        log = f.read()
+    train_images, batch_size = (int(re.search(pattern, log).group(1)) for pattern in
+                                (r'(\d+) images from', r'batch_size=(\d+)'))
+    scored = [row for row in rows if not training.follows_short_batch(row.iteration, train_images, batch_size)]
+    last = scored[-3:]
+    table.append(f'| mean of the last 3 full-batch saves | | {np.mean([r.train_psnr for r in last]):.2f} dB | '
                  f'{np.mean([r.psnr for r in last]):.2f} dB | '
                  f'{np.mean([r.train_psnr - r.psnr for r in last]):.2f} dB |')
-    best = max(rows, key=lambda row: row.psnr)
-    return '\n'.join(table) + (f'\n\nNoisy input: {rows[0].noisy_psnr:.2f} dB (held out), '
+    best = max(scored, key=lambda row: row.psnr)
+    return '\n'.join(table) + (f'\n\n: The assignment\'s model at its full budget with 75 images held out (seed 4680). '
+                               f'Noisy input: {rows[0].noisy_psnr:.2f} dB (held out), '
                                f'{rows[0].train_noisy_psnr:.2f} dB (training images). Best held-out save: '
                                f'{best.psnr:.2f} dB at iteration {best.iteration}. ' + epoch_end_dips(rows, per_epoch))
 
@@ -320,19 +370,18 @@ def epoch_end_dips(rows, per_epoch):
             f'{len(other)} saves: {mean(other, 0):+.2f} and {mean(other, 1):+.2f} dB.')
 
 
-def latent_histogram(codes, uniform, fitted, path):
-    """How the coordinates of the three kinds of latent vector are spread over [-1, 1]."""
+def latent_histogram(kinds, path):
+    """How the coordinates of each kind of latent vector are spread over [-1, 1]."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 2.8))
     bins = np.linspace(-1, 1, 41)
-    for values, label in ((codes, 'encoder codes of the 749 images'), (uniform, 'uniform in [-1, 1] (the starter\'s)'),
-                          (fitted, 'Gaussian fitted to the codes, clamped')):
+    for label, values in kinds.items():
         ax.hist(values.flatten().numpy(), bins=bins, density=True, histtype='step', linewidth=1.5, label=label)
     ax.set_xlabel('value of one latent coordinate')
     ax.set_ylabel('density')
-    ax.legend(loc='upper center')
+    ax.legend(loc='upper center', fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path)
@@ -341,41 +390,61 @@ def latent_histogram(codes, uniform, fitted, path):
 
 @torch.no_grad()
 def latent_section(count=2000):
-    """Where the shipped model's encoder puts the 749 images, against where uniform draws land."""
+    """Where the shipped model's encoder puts the 749 images, clean and under the training noise (the codes the
+    decoder was trained on), against uniform draws and draws from a Gaussian fitted to the noisy codes."""
     model, settings = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
     images, _ = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
-    codes = torch.cat([model.encode(to_unit_range(batch)) for batch in images.split(256)]).double()
-    generator = torch.Generator().manual_seed(settings['seed'])
-    uniform = 2 * torch.rand(count, codes.size(1), generator=generator, dtype=torch.float64) - 1
-    mean, covariance = codes.mean(0), torch.cov(codes.T) + 1e-6 * torch.eye(codes.size(1), dtype=torch.float64)
-    gaussian = torch.distributions.MultivariateNormal(mean, covariance)
-    fitted = training.sample_clamped(gaussian, count, generator)  # as denoise.py --latent-source data draws them
-    precision = torch.linalg.inv(covariance)
+    clean = torch.cat([model.encode(to_unit_range(batch)) for batch in images.split(256)]).double()
+    draws = training.Streams(settings['seed']).user_draws()  # noise, then latents: as denoise.py --latent-source data
+    codes = training.noisy_codes(model, images, settings['noise_level'], draws)
+    gaussian = training.fitted_gaussian(codes)
+    fitted = training.sample_clamped(gaussian, count, draws)
+    uniform = 2 * torch.rand(count, codes.size(1), generator=torch.Generator().manual_seed(settings['seed']),
+                             dtype=torch.float64) - 1
+    kinds = {'codes of the clean images': clean, 'codes of the noisy images': codes,
+             'uniform in [-1, 1] (the starter\'s)': uniform, 'Gaussian fitted to the noisy codes': fitted}
+    latent_histogram(kinds, os.path.join(FIGURES, 'latent-histogram.png'))
+    precision = torch.linalg.inv(gaussian.covariance_matrix)
 
     def mahalanobis(points):
-        centred = points - mean
+        centred = points - gaussian.loc
         return ((centred @ precision) * centred).sum(1).sqrt().median().item()
 
     def nearest_code(points):
-        return torch.cdist(points, codes).min(1).values.median().item()
+        distances = torch.cdist(points, codes)
+        if points is codes:
+            distances.fill_diagonal_(float('inf'))
+        return distances.min(1).values.median().item()
 
-    latent_histogram(codes, uniform, fitted, os.path.join(FIGURES, 'latent-histogram.png'))
-    own = torch.cdist(codes, codes).fill_diagonal_(float('inf')).min(1).values.median().item()
-    eigenvalues = torch.linalg.eigvalsh(covariance).flip(0)
+    stats = (('standard deviation per dimension (mean)', lambda v: f'{v.std(0).mean():.3f}'),
+             ('coordinates beyond ±0.9', lambda v: f'{(v.abs() > 0.9).double().mean():.1%}'),
+             ('coordinates within ±0.5', lambda v: f'{(v.abs() < 0.5).double().mean():.1%}'),
+             ('median Mahalanobis distance, noisy-code Gaussian', lambda v: f'{mahalanobis(v):.1f}'),
+             ('median distance to the nearest noisy code', lambda v: f'{nearest_code(v):.2f}'))
+    rows = ['| | clean codes | noisy codes | uniform | fitted Gaussian |',
+            '|------------------------------------------|--------|--------|--------|--------|']
+    rows += [f'| {label} | ' + ' | '.join(stat(values) for values in kinds.values()) + ' |' for label, stat in stats]
+    eigenvalues = torch.linalg.eigvalsh(gaussian.covariance_matrix).flip(0)
     dims90 = int((eigenvalues.cumsum(0) / eigenvalues.sum() < 0.9).sum()) + 1
-    rows = ['| | encoder codes of the 749 images | uniform in [-1, 1] | fitted Gaussian |', '|---|---|---|---|',
-            f'| standard deviation per dimension (mean) | {codes.std(0).mean():.3f} | {uniform.std(0).mean():.3f} | '
-            f'{fitted.std(0).mean():.3f} |',
-            f'| share of coordinates beyond ±0.9 | {(codes.abs() > 0.9).double().mean():.1%} | '
-            f'{(uniform.abs() > 0.9).double().mean():.1%} | {(fitted.abs() > 0.9).double().mean():.1%} |',
-            f'| share of coordinates within ±0.5 | {(codes.abs() < 0.5).double().mean():.1%} | '
-            f'{(uniform.abs() < 0.5).double().mean():.1%} | {(fitted.abs() < 0.5).double().mean():.1%} |',
-            f'| median Mahalanobis distance under the fitted Gaussian | {mahalanobis(codes):.1f} | '
-            f'{mahalanobis(uniform):.1f} | {mahalanobis(fitted):.1f} |',
-            f'| median distance to the nearest code of an image | {own:.2f} (another image\'s) | '
-            f'{nearest_code(uniform):.2f} | {nearest_code(fitted):.2f} |']
-    return '\n'.join(rows) + (f'\n\n{codes.size(1)} dimensions; {dims90} principal directions hold 90% of the '
-                              f'codes\' variance. {count} uniform and {count} Gaussian vectors, seed {settings["seed"]}.')
+    return '\n'.join(rows) + (f'\n\n: Latent codes of `weights/spec.pt` ({codes.size(1)} dimensions; {dims90} principal '
+                              f'directions hold 90% of the noisy codes\' variance): the 749 images clean and with one '
+                              f'draw of the training noise, {count} uniform vectors and {count} from the Gaussian fitted '
+                              f'to the noisy codes (seed {settings["seed"]}). A noisy code\'s nearest is another '
+                              f'image\'s; a clean code\'s is its own image\'s noisy code.')
+
+
+@torch.no_grad()
+def novel_procedures_figure(count=16):
+    """The same 32 uniform latent vectors decoded by the shipped model as the starter shows them (BatchNorm in
+    training mode on the batch, the grid min-max scaled) and as asgn6.py does (eval mode, fixed range)."""
+    import copy
+    model, settings = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
+    latents = 2 * torch.rand(32, settings['latent_size'], generator=torch.Generator().manual_seed(settings['seed'] + 1)) - 1
+    starter = copy.deepcopy(model).train().decode(latents)  # a copy: training mode moves the running statistics
+    starter = (starter - starter.min()) / (starter.max() - starter.min()) * 2 - 1
+    ours = model.decode(latents)
+    save_grid(os.path.join(FIGURES, 'novel-procedures.png'), torch.cat([starter[:count], ours[:count]]),
+              images_per_row=count // 2)
 
 
 # ----------------------------------------------------------------------------- collecting a run
@@ -405,11 +474,20 @@ def collect(run_dir, loss_file, log_file):
         write_text_atomic(os.path.join(out, 'output.txt'), result.stdout.replace(ROOT + os.sep, ''))
 
 
+def portable(settings):
+    """A run's settings with paths inside this repository made relative to it: shipped weights name no folder
+    of the machine that trained them."""
+    inside = lambda value: isinstance(value, str) and value.startswith(ROOT + os.sep)  # noqa: E731
+    return {key: os.path.relpath(value, ROOT) if inside(value) else value for key, value in settings.items()}
+
+
 @torch.no_grad()
 def ship(checkpoint_path, name, command):
     """weights/NAME from a run's checkpoint in half precision, with what a reader needs to trust it: how it
     was trained, and the PSNR its outputs lose to half precision on every image of the run's data."""
     checkpoint = load_checkpoint(checkpoint_path, flag='--collect')
+    checkpoint = {**checkpoint, 'args': portable(checkpoint['args'])}
+    command = command.format(seed=checkpoint['args']['seed'])
     target = os.path.join(WEIGHTS, name)
     os.makedirs(WEIGHTS, exist_ok=True)
     save_weights(target, checkpoint, command)
@@ -486,15 +564,16 @@ def main():
         collect_held_out(args.collect_held_out, os.path.join(args.collect_held_out, 'loss.txt'),
                          log if os.path.exists(log) else None)
     if args.ship_denoiser:
-        ship(args.ship_denoiser, 'residual-unet.pt', f'python experiments/run_experiments.py --seeds 4680 --only {DENOISER}')
+        ship(args.ship_denoiser, 'residual-unet.pt', 'python experiments/run_experiments.py --seeds {seed} --only ' + DENOISER)
     os.makedirs(FIGURES, exist_ok=True)
+    novel_procedures_figure()
     path = os.path.join(HERE, 'report.md')
     with open(path) as f:
         text = f.read()
     for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
                        ('samples', samples_section), ('held-out', held_out_section), ('latents', latent_section),
                        ('experiments', experiments_section), ('denoiser', denoiser_section),
-                       ('self-ensemble', self_ensemble_section),
+                       ('margins', margins_section),
                        ('experiments-noise', lambda: experiments_section('results-noise-0.5.md'))):
         if f'<!-- BEGIN {name} -->' in text:  # a section the report does not show is not computed
             text = replace_section(text, name, make())

@@ -76,6 +76,21 @@ def test_generate(tmp_path, capsys, trained, source):
     assert Image.open(tmp_path / 'generated.png').size == (8 * 66 + 2, 2 * 66 + 2)
 
 
+def test_latent_source_data_fits_the_codes_the_decoder_was_trained_on(trained):
+    from images import load_dataset, to_unit_range
+    from training import fitted_gaussian, noisy_codes
+    checkpoint, data = trained
+    model, settings = load_model(checkpoint, torch.device('cpu'))
+    images, _ = load_dataset(data.parent, 64)
+    with torch.no_grad():
+        clean = model.encode(to_unit_range(images)).double()
+    noisy = noisy_codes(model, images, 1.0, Streams(1).user_draws())
+    assert not torch.allclose(noisy, clean, atol=1e-3)  # codes of noisy images, not of clean ones
+    assert torch.allclose(noisy_codes(model, images, 0.0, Streams(1).user_draws()), clean)  # the same encoder path
+    assert torch.allclose(noisy, noisy_codes(model, images, 1.0, Streams(1).user_draws()))  # one seeded noise draw
+    assert torch.allclose(fitted_gaussian(noisy).loc, noisy.mean(0))
+
+
 def test_interpolate(tmp_path, capsys, trained):
     checkpoint, data = trained
     status, out, err = run(capsys, '--interpolate', data / 'img000.png', data / 'img001.png', '--steps', 4,

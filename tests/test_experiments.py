@@ -20,6 +20,10 @@ from run_state import load_checkpoint
 from training import MeasuredSet, Streams, cosine_schedule, held_out_split, split_dataset, training_probe
 from conftest import ROOT, call_main, train_args, write_images
 
+sys.path.insert(0, os.path.join(ROOT, 'experiments'))
+import classical  # noqa: E402
+from classical import Filter, IntensityMap, choose  # noqa: E402
+
 
 def test_held_out_split_is_seeded_disjoint_and_complete():
     train, held_out = held_out_split(50, 0.1, Streams(4680))
@@ -144,14 +148,14 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     write_images(tmp_path / 'data' / 'x', 20)
     experiments = load_experiments()
     argv = ['--data-dir', tmp_path / 'data', '--epochs', 1, '--out', tmp_path / 'results', '--only', 'spec',
-            '--filters', 'median 3x3', '--seeds', 4680, 4681]
+            '--filters', 'median', '--seeds', 4680, 4681, 4682]
     status, out, err = call_main(experiments.main, argv, capsys)
     assert status == 0, err
     with open(tmp_path / 'results' / 'results.json') as f:
         results = json.load(f)
-    assert set(results) == {'epochs', 'networks', 'classical'}
+    assert set(results) == {'epochs', 'development_seeds', 'networks', 'classical'}
     networks = results['networks']
-    assert [(row['name'], row['seed']) for row in networks] == [('spec', 4680), ('spec', 4681)]
+    assert [(row['name'], row['seed']) for row in networks] == [('spec', 4680), ('spec', 4681), ('spec', 4682)]
     paths = find_images(tmp_path / 'data')
     for network in networks:
         assert network['held_out_images'] == 2 and network['train_images'] == 18
@@ -163,20 +167,25 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
         assert network['last_save_psnr'] == pytest.approx(network['held_out_psnr'], abs=1e-3)
         assert network['self_ensemble_psnr'] != network['last_save_psnr']
         classical = [row for row in results['classical'] if row['seed'] == network['seed']]
-        assert [row['name'] for row in classical] == ['noisy input', 'median 3x3']
+        assert [row['name'] for row in classical] == ['noisy input', 'noisy input + correction', 'median',
+                                                      'median + correction']
+        assert [row['corrected'] for row in classical] == [False, True, False, True]
         assert all(row['held_out_set'] == network['held_out_set'] for row in classical)
         assert classical[0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'], abs=1e-4)  # the same draw (csv: 4 places)
+        assert classical[1]['held_out_psnr'] > classical[0]['held_out_psnr']  # the clamped noise's bias, undone
         # and that set is asgn6.py's own split of this folder with this seed
         held = held_out_split(len(paths), 0.1, Streams(network['seed']))[1].tolist()
         names = '\n'.join(os.path.basename(paths[i]) for i in held)
         assert network['held_out_set'] == hashlib.sha1(names.encode()).hexdigest()[:12]
-    assert networks[0]['held_out_set'] != networks[1]['held_out_set']
+    assert len({network['held_out_set'] for network in networks}) == 3
     table = (tmp_path / 'results' / 'results.md').read_text()
+    assert 'over 2 seeds (4681, 4682)' in table.splitlines()[0]  # the development seed 4680 is not reported
     rows = [line for line in table.splitlines() if line.startswith('| ')]
-    assert len(rows) == 4  # header, spec, noisy input, median
-    assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
+    assert len(rows) == 6  # header, spec, the noisy input and the median, each plain and corrected
+    assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
     assert f'Wall times (the mean of the seeds) measured on: {cli.machine_name()}.' in table.splitlines()[0]
     assert Image.open(tmp_path / 'results' / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
+    assert "figure (split of seed 4681) rows: clean, noisy, spec, median + correction" in out
     # a second call keeps the complete runs and their wall times
     walls = json.loads((tmp_path / 'results' / 'wall.json').read_text())
     status, out, err = call_main(experiments.main, argv, capsys)
@@ -191,12 +200,14 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     assert status == 0, err
     assert 'spec, seed 4681: already complete' in out and 'classical filters' not in out
     assert json.loads((tmp_path / 'results' / 'results.json').read_text()) == results
-    # the figure shows seed 4680's runs: without their checkpoints it is kept as it is, not redrawn
-    (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4680' / 'checkpoint.pt').unlink()
+    assert "figure (split of seed 4682)" in out  # the next test seed whose checkpoints are there
+    # without any seed's checkpoints the figure is kept as it is, not redrawn with fewer rows
+    for seed in (4680, 4682):
+        (tmp_path / 'results' / 'runs' / 'spec' / f'seed-{seed}' / 'checkpoint.pt').unlink()
     figure = (tmp_path / 'results' / 'denoised.png').read_bytes()
     status, out, err = call_main(experiments.main, argv, capsys)
     assert status == 0 and "denoised.png kept as it is: it needs a classical filter and the checkpoints of seed " \
-        "4680's spec (spec missing)" in out
+        "4681's spec (spec missing)" in out
     assert (tmp_path / 'results' / 'denoised.png').read_bytes() == figure
     # one whose files say it stopped early is left out of the table, and named
     losses = tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'loss.txt'
@@ -204,7 +215,16 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
     status, out, err = call_main(experiments.main, argv + ['--skip-training'], capsys)
     assert status == 0, err
     assert 'spec, seed 4681: not complete, so not in the table' in out
-    assert [row['seed'] for row in json.loads((tmp_path / 'results' / 'results.json').read_text())['networks']] == [4680]
+    assert [row['seed'] for row in json.loads((tmp_path / 'results' / 'results.json').read_text())['networks']] == \
+        [4680, 4682]
+
+
+def test_a_save_right_after_a_two_image_batch_is_left_out_of_the_score():
+    from training import follows_short_batch
+    # 674 training images at batch 32: 22 batches an epoch, the last of 2 images
+    assert [i for i in range(1, 100) if follows_short_batch(i, 674, 32)] == [22, 44, 66, 88]
+    assert not any(follows_short_batch(i, 749, 32) for i in range(1, 100))  # a last batch of 13
+    assert not any(follows_short_batch(i, 640, 32) for i in range(1, 100))  # no short batch
 
 
 def test_wall_times_name_the_machines_they_were_measured_on(monkeypatch):
@@ -236,21 +256,45 @@ def test_a_filters_parameter_is_chosen_on_the_training_images_not_on_the_test():
     experiments = load_experiments()
     clean = torch.zeros(2, 3, 8, 8)
     sets = {offset: MeasuredSet(clean, clean + offset, ['a', 'b']) for offset in (0.2, 0.6)}
-    shift = {'shift': ([0.2, 0.6], shift_back)}
+    shift = {'shift': Filter(shift_back, (0.2, 0.6, 1.0), step=0.4, lowest=0.2)}
     rows = experiments.run_baselines(sets[0.6], sets[0.2], 1.0, shift)  # test shifted 0.6, probe 0.2
-    assert rows[1]['parameter'] == 0.2  # best on the probe, though 0.6 would score perfectly on the test
-    assert rows[1]['held_out_psnr'] == pytest.approx(psnr(clean + 0.4, clean), abs=1e-4)
+    plain = next(row for row in rows if row['name'] == 'shift')
+    assert plain['parameter'] == 0.2  # best on the probe, though 0.6 would score perfectly on the test
+    assert plain['held_out_psnr'] == pytest.approx(psnr(clean + 0.4, clean), abs=1e-4)
+    assert plain['grid'] == [0.2, 0.6, 1.0]  # 0.2 is the lowest value there is, so the grid stays
+
+
+def test_the_parameter_grid_grows_until_the_choice_lies_inside_it():
+    clean = torch.zeros(2, 3, 8, 8)
+    probe = MeasuredSet(clean, clean + 0.9, ['a', 'b'])
+    choice = choose(Filter(shift_back, (0.1, 0.2, 0.3), step=0.2, lowest=0.1), probe, psnr)
+    assert choice.plain == pytest.approx(0.9) and choice.tried[-1] > choice.plain  # 0.5, 0.7, 0.9, 1.1 added
+    assert choice.tried[0] < choice.plain
+    geometric = Filter(shift_back, (0.8, 1.0), factor=2.0)
+    assert geometric.beyond(0.8, up=False) == 0.4 and geometric.beyond(1.0, up=True) == 2.0
+
+
+def test_the_intensity_correction_undoes_the_clamped_noise_bias_on_white():
+    from images import add_noise
+    white = torch.ones(4, 3, 16, 16)
+    noisy = add_noise(white, 1.0, torch.Generator().manual_seed(0))
+    assert noisy.mean().item() == pytest.approx(0.75, abs=0.02)  # uniform in [0, 2] below 1, clamped to 1
+    correction = IntensityMap.fit(noisy, white)
+    assert torch.allclose(correction(noisy), white)  # every level behind which only white lay maps back to white
+    ramp = torch.linspace(-1, 1, 256).reshape(1, 1, 16, 16).expand(1, 3, 16, 16)
+    identity = IntensityMap.fit(ramp, ramp)
+    inside = ramp.abs() < 0.99  # beyond the outermost levels' means the map holds their value
+    assert torch.allclose(identity(ramp)[inside], ramp[inside], atol=1e-6)  # an unbiased input is left as it is
 
 
 def test_numpy_filters_match_scipy():
     ndimage = pytest.importorskip('scipy.ndimage')
-    experiments = load_experiments()
     image = np.random.default_rng(0).random((13, 17, 3))
     for sigma in (0.5, 1.0, 2.0):
-        np.testing.assert_allclose(experiments.gaussian_blur(image, sigma),
+        np.testing.assert_allclose(classical.gaussian_blur(image, sigma),
                                    ndimage.gaussian_filter(image, sigma=(sigma, sigma, 0)), atol=1e-12)
     for size in (3, 5):
-        np.testing.assert_array_equal(experiments.median_filter(image, size),
+        np.testing.assert_array_equal(classical.median_filter(image, size),
                                       ndimage.median_filter(image, size=(size, size, 1)))
 
 
