@@ -264,12 +264,11 @@ def margins_section(results_path=RESULTS):
     development = results.get('development_seeds', [])
     final = [row for row in results['networks'] if row['name'] == DENOISER and row['noise_level'] == 1.0
              and row['seed'] not in development]
-    columns, cells = [], []
+    cells = []
     for row in sorted(final, key=lambda row: row['seed']):
         best = best_classical([c for c in results['classical'] if c['noise_level'] == 1.0 and c['seed'] == row['seed']])
         values = (row['held_out_psnr'], row['last_save_psnr'], row['self_ensemble_psnr'], best['held_out_psnr'],
                   row['held_out_psnr'] - best['held_out_psnr'], row['self_ensemble_psnr'] - best['held_out_psnr'])
-        columns.append(values)
         cells.append((row, best, values))
     names = {best['name'] for _, best, _ in cells}
     header = next(iter(names)).replace(' + correction', ' + corr.') if len(names) == 1 else 'best corrected filter'
@@ -279,8 +278,9 @@ def margins_section(results_path=RESULTS):
         filter_ = f'{values[3]:.2f}' if len(names) == 1 else f'{best["name"]} {values[3]:.2f}'
         lines.append(f'| {row["seed"]} | {values[0]:.2f} | {values[1]:.2f} | {values[2]:.2f} | {filter_} | '
                      f'{values[4]:+.2f} | {values[5]:+.2f} | {row["wall_seconds"] / 60:.1f} |')
-    if len(columns) > 1:
-        means = [spread(list(column), sign=index >= 4) for index, column in enumerate(zip(*columns))]
+    if len(cells) > 1:
+        columns = zip(*(values for _, _, values in cells))
+        means = [spread(list(column), sign=index >= 4) for index, column in enumerate(columns)]
         lines.append(f'| mean | {means[0]} | {means[1]} | {means[2]} | {means[3]} | {means[4]} | {means[5]} | |')
     machines = {}
     for row in final:
@@ -299,17 +299,6 @@ def spread(values, sign=False):
     if len(values) == 1:
         return format(values[0], form)
     return f'{format(np.mean(values), form)} ± {np.std(values, ddof=1):.2f}'
-
-
-def margins_over_filters(runs, classical, key='held_out_psnr'):
-    """(seed, the run's `key` PSNR over the seed's best corrected filter, that filter) per run: the filter that
-    scored best on the seed's training images, with its intensity correction."""
-    margins = []
-    for row in runs:
-        best = best_classical([c for c in classical if c['noise_level'] == 1.0 and c.get('seed') == row['seed']])
-        if best:
-            margins.append((row['seed'], row[key] - best['held_out_psnr'], best['name']))
-    return margins
 
 
 # ----------------------------------------------------------------------------- generalisation, latents
