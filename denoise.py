@@ -16,18 +16,20 @@ interpolation.png.
 import argparse
 import os
 import sys
-import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-import cli
 import models
-from files import check_can_create, make_folder
-from images import (TILE, BandedNoise, TiledDenoiser, add_noise, find_images, load_dataset, psnr, read_image,
-                    read_rgb, return_freed_memory, save_grid, save_pixels, save_png_bands, side_by_side, tile_spans)
-from run_state import CHECKPOINT_NAME, load_checkpoint, model_of
-from training import Streams, fitted_gaussian, noisy_codes, sample_clamped
+from dae import cli
+from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from dae.trained import model_of
+from dae.images import add_noise, find_images, load_dataset, psnr, save_grid
+from dae.latents import data_latents, uniform_latents, user_draws
+from dae.files import check_can_create, make_folder
+from dae.denoising import (BandedNoise, TiledDenoiser, read_image, save_pixels, save_png_bands, side_by_side,
+                           to_tensor)
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
 DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
@@ -66,13 +68,15 @@ def image_paths(names):
     """Files as given; folders give the images in them."""
     paths = []
     for name in names:
-        paths += find_images(name, what='IMAGE') if os.path.isdir(name) else [name]
+        with cli.about('IMAGE'):
+            paths += find_images(name) if os.path.isdir(name) else [name]
     return paths
 
 
 def output_file(out, name):
     """A path in --out, made on the first write, so that a refused run leaves no empty folder behind."""
-    make_folder(out, '--out')
+    with cli.about('--out'):
+        make_folder(out)
     return os.path.join(out, name)
 
 
@@ -80,51 +84,55 @@ def stem_of(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+@dataclass(frozen=True)
+class Denoising:
+    """What denoise.py does to each image: with which model, at what noise (None: the image as given), where to."""
+    model: torch.nn.Module
+    image_size: int
+    noise_level: float
+    seed: int
+    device: torch.device
+    out: str
+
+
 @torch.no_grad()
-def denoise_resized(model, path, *, image_size, noise_level, generator, out):
+def denoise_resized(job, path):
     """The assignment's model: the image resized and cropped to its 64 x 64, noised if asked, denoised."""
-    clean = read_image(path, image_size).unsqueeze(0).to(generator.device)
-    noisy = clean if noise_level is None else add_noise(clean, noise_level, generator)
-    output = model(noisy)
-    row = [clean, output] if noise_level is None else [clean, noisy, output]
-    save_grid(output_file(out, f'{stem_of(path)}-compare.png'), torch.cat(row), images_per_row=len(row))
-    save_grid(output_file(out, f'{stem_of(path)}-denoised.png'), output, images_per_row=1)
-    return None if noise_level is None else (psnr(noisy, clean), psnr(output, clean))
+    clean = to_tensor(read_image(path, job.image_size)).unsqueeze(0).to(job.device)
+    noisy = clean if job.noise_level is None else add_noise(clean, job.noise_level, user_draws(job.seed, job.device))
+    output = job.model(noisy)
+    row = [clean, output] if job.noise_level is None else [clean, noisy, output]
+    save_grid(output_file(job.out, f'{stem_of(path)}-compare.png'), torch.cat(row), images_per_row=len(row))
+    save_grid(output_file(job.out, f'{stem_of(path)}-denoised.png'), output, images_per_row=1)
+    return None if job.noise_level is None else (psnr(noisy, clean), psnr(output, clean))
 
 
-class TileProgress:
+def tile_progress(path, tiles, every=3.0):
     """A progress line every few seconds, once an image has taken more than a few."""
+    progress = cli.Progress(tiles, every=every)
 
-    def __init__(self, path, total, first_after=3.0, every=5.0):
-        self.path, self.total, self.every = path, total, every
-        self.start = time.perf_counter()
-        self.next_report = self.start + first_after
-
-    def __call__(self, done):
-        now = time.perf_counter()
-        if now >= self.next_report and done < self.total:
-            elapsed = now - self.start
-            print(f'{self.path}: {done}/{self.total} tiles, {elapsed:.0f} s, about '
-                  f'{elapsed / done * (self.total - done):.0f} s left', flush=True)
-            self.next_report = now + self.every
+    def report(done):
+        if progress.due(done):
+            seconds, left = progress.update(done)
+            print(f'{path}: {done}/{tiles} tiles, {seconds:.1f} s a tile, about {left} left', flush=True)
+    return report
 
 
-def denoise_full_size(model, path, *, noise_level, streams, device, out):
+def denoise_full_size(job, path):
     """A fully convolutional model: the image at its own size, in tiles, in bounded memory."""
-    return_freed_memory()
-    image = read_rgb(path)
+    image = read_image(path)
     width, height = image.size
-    noise = None if noise_level is None else BandedNoise(noise_level, streams.noise_band, width)
-    margin = model.tile_context
-    progress = TileProgress(path, len(tile_spans(height, TILE, margin)) * len(tile_spans(width, TILE, margin)))
-    denoiser = TiledDenoiser(model, image, noise=noise, device=device, progress=progress)
-    denoised_path = output_file(out, f'{stem_of(path)}-denoised.png')
+    noise = None if job.noise_level is None else \
+        BandedNoise(job.noise_level, lambda band: torch.Generator().manual_seed(job.seed * 1_000_003 + band), width)
+    denoiser = TiledDenoiser(job.model, image, noise=noise, device=job.device)
+    denoiser.progress = tile_progress(path, denoiser.tiles())
+    denoised_path = output_file(job.out, f'{stem_of(path)}-denoised.png')
     if height * width <= COMPARE_LIMIT:
         bands = list(denoiser.bands(keep_noisy=noise is not None))
         output = np.concatenate([rows for rows, _ in bands])
         row = [np.asarray(image), output] if noise is None else \
             [np.asarray(image), np.concatenate([rows for _, rows in bands]), output]
-        save_pixels(output_file(out, f'{stem_of(path)}-compare.png'), side_by_side(row))
+        save_pixels(output_file(job.out, f'{stem_of(path)}-compare.png'), side_by_side(row))
         save_pixels(denoised_path, output)
     else:  # each band of output rows is compressed into the PNG as soon as it is denoised
         print(f'note: {path}: no {stem_of(path)}-compare.png for an image over {COMPARE_LIMIT / 1e6:.0f} megapixels')
@@ -133,44 +141,34 @@ def denoise_full_size(model, path, *, noise_level, streams, device, out):
     return None if noise is None else (denoiser.psnr('noisy'), denoiser.psnr('output'))
 
 
-def denoise_files(model, paths, *, image_size, noise_level, streams, device, out):
-    """Denoise each image (after adding noise unless noise_level is None); an unreadable one is reported and
-    skipped. Returns how many were unreadable."""
+def denoise_files(job, paths):
+    """Denoise each image; an unreadable one is reported and skipped. Returns how many were unreadable."""
     failed = 0
     for path in paths:
         try:
-            if model.has_latent:
-                gains = denoise_resized(model, path, image_size=image_size, noise_level=noise_level,
-                                        generator=streams.user_draws(device), out=out)
-            else:
-                gains = denoise_full_size(model, path, noise_level=noise_level, streams=streams, device=device,
-                                          out=out)
+            gains = denoise_resized(job, path) if job.model.has_latent else denoise_full_size(job, path)
         except cli.UsageError as error:
             print(f'denoise.py: error: {error}', file=sys.stderr)
             failed += 1
             continue
         gain = '' if gains is None else f' | PSNR noisy {gains[0]:.2f} dB -> denoised {gains[1]:.2f} dB'
-        print(f'{path} -> {os.path.join(out, stem_of(path))}-denoised.png{gain}')
+        print(f'{path} -> {os.path.join(job.out, stem_of(path))}-denoised.png{gain}')
     return failed
 
 
 @torch.no_grad()
-def generate(model, count, *, latent_size, gaussian, generator, out):
-    """Decode `count` latent vectors: uniform as the starter draws them, or from `gaussian` (fitted to codes)."""
+def generate(model, latents, source, out):
+    """Decode latent vectors into one grid."""
     device = next(model.parameters()).device
-    if gaussian is None:
-        latents = 2 * torch.rand(count, latent_size, generator=generator) - 1
-    else:
-        latents = sample_clamped(gaussian, count, generator).float()
     path = os.path.join(out, 'generated.png')
-    save_grid(output_file(out, 'generated.png'), model.decode(latents.to(device)), images_per_row=8)
-    print(f'{count} images from {"uniform" if gaussian is None else "data"} latents -> {path}')
+    save_grid(output_file(out, 'generated.png'), model.decode(latents.float().to(device)), images_per_row=8)
+    print(f'{latents.size(0)} images from {source} latents -> {path}')
 
 
 @torch.no_grad()
 def interpolate(model, first, second, *, steps, image_size, out):
     device = next(model.parameters()).device
-    ends = torch.stack([read_image(path, image_size) for path in (first, second)]).to(device)
+    ends = torch.stack([to_tensor(read_image(path, image_size)) for path in (first, second)]).to(device)
     start, end = model.encode(ends)
     weights = torch.linspace(0, 1, steps, device=device).unsqueeze(1)
     decoded = model.decode((1 - weights) * start + weights * end)
@@ -194,34 +192,37 @@ def choose_weights(checkpoint):
 def run(args):
     device = cli.choose_device(args.device)
     args.checkpoint = choose_weights(args.checkpoint)
-    checkpoint = load_checkpoint(args.checkpoint, '--checkpoint')
-    model, saved = model_of(checkpoint, device, args.checkpoint)
+    with cli.about('--checkpoint'):
+        checkpoint = load_checkpoint(args.checkpoint)
+        model = model_of(checkpoint, device, args.checkpoint)
+    config = checkpoint['config']
     origin = f', trained by `{checkpoint["command"]}`' if checkpoint.get('command') else ''
-    print(f'model: {args.checkpoint} ({saved.get("model", "spec")} after {checkpoint.get("iteration", "?")} '
-          f'iterations{origin})', flush=True)
+    print(f'model: {args.checkpoint} ({config.model.name} after {checkpoint["iteration"]} iterations{origin})',
+          flush=True)
     if args.self_ensemble and not args.images:
         raise cli.UsageError('--self-ensemble is for denoising IMAGE...: it does not apply to --generate or '
                              '--interpolate')
     if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
-        raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {saved["model"]} model has no latent code '
+        raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {config.model.name} model has no latent code '
                              'to generate or interpolate from')
-    check_can_create(args.out, '--out', is_folder=True)
-    streams = Streams(args.seed)
+    with cli.about('--out'):
+        check_can_create(args.out, is_folder=True)
     if args.generate is not None:
-        draws, gaussian = streams.user_draws(), None
+        draws = user_draws(args.seed)
         if args.latent_source == 'data':  # codes of noisy images, as the decoder saw them in training
-            images, _ = load_dataset(args.data_dir, saved['image_size'])
-            gaussian = fitted_gaussian(noisy_codes(model, images, saved.get('noise_level', 1.0), draws))
-        generate(model, args.generate, latent_size=saved['latent_size'], gaussian=gaussian, generator=draws,
-                 out=args.out)
+            with cli.about('--data-dir'):
+                images, _ = load_dataset(args.data_dir, config.model.image_size)
+            latents = data_latents(model, images, config.noise_level, args.generate, draws)[1]
+        else:
+            latents = uniform_latents(args.generate, config.model.latent_size, draws)
+        generate(model, latents, args.latent_source, args.out)
     elif args.interpolate is not None:
-        interpolate(model, *args.interpolate, steps=args.steps, image_size=saved['image_size'], out=args.out)
+        interpolate(model, *args.interpolate, steps=args.steps, image_size=config.model.image_size, out=args.out)
     else:
-        noise_level = (args.noise_level or saved.get('noise_level', 1.0)) if args.add_noise else None
+        noise_level = (args.noise_level or config.noise_level) if args.add_noise else None
         model = models.SelfEnsemble(model) if args.self_ensemble else model
-        failed = denoise_files(model, image_paths(args.images), image_size=saved['image_size'],
-                               noise_level=noise_level, streams=streams, device=device, out=args.out)
-        return cli.EXIT_USAGE if failed else 0
+        job = Denoising(model, config.model.image_size, noise_level, args.seed, device, args.out)
+        return cli.EXIT_USAGE if denoise_files(job, image_paths(args.images)) else 0
     return 0
 
 

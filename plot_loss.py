@@ -11,12 +11,13 @@ the smoothed loss over the last 10% of iterations (near 0 means the curve has fl
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
-import cli
-from files import save_figure
-from run_state import centred_average, convergence_stats, read_losses
+from dae import cli
+from dae.files import check_can_create, make_folder, save_figure
+from dae.loss_stats import centred_average, convergence_stats, read_losses
 
 NON_INTERACTIVE_BACKENDS = {'agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template'}
 
@@ -33,8 +34,20 @@ def curve_label(label, window, count):
     return f'{label} (centred moving average of {min(window, count)})'
 
 
-def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training loss', save=None):
-    """The figure: each curve raw and faint, its centred moving average on top; written to `save`, else shown."""
+@dataclass(frozen=True)
+class Figure:
+    """How the loss figure is drawn, and where it goes (None: a window)."""
+    window: int = 200
+    per_epoch: int = 0
+    log_y: bool = False
+    title: str = ''
+    ylabel: str = 'training loss'
+    save: str = None
+
+
+def draw(curves, figure):
+    """Each curve raw and faint, its centred moving average on top; written to figure.save, else shown."""
+    window, save = figure.window, figure.save
     import matplotlib
     if save:
         matplotlib.use('Agg')  # no window needed to write a file
@@ -49,17 +62,19 @@ def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training
         ax.plot(iterations, centred_average(losses, window), color=colour, linewidth=1.6,
                 label=curve_label(label, window, losses.size))
     ax.set_xlabel('iteration')
-    ax.set_ylabel(ylabel)
-    if log_y:
+    ax.set_ylabel(figure.ylabel)
+    if figure.log_y:
         ax.set_yscale('log')
-    if per_epoch:
+    if figure.per_epoch:
+        per_epoch = figure.per_epoch
         top = ax.secondary_xaxis('top', functions=(lambda i: i / per_epoch, lambda e: e * per_epoch))
         top.set_xlabel('epoch')
-    ax.set_title(title)
+    ax.set_title(figure.title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     if save:
+        make_folder(os.path.dirname(os.path.abspath(save)))
         save_figure(fig, save)
         print(f'saved {save}')
     else:
@@ -68,18 +83,15 @@ def draw(curves, *, window, per_epoch=0, log_y=False, title='', ylabel='training
 
 
 def check_save_path(path):
-    """A figure file we can write: a known format, in an existing folder we may write to."""
-    from matplotlib.figure import Figure
-    formats = Figure().canvas.get_supported_filetypes()
+    """A figure file we can write: a known format, in a folder we may write to."""
+    from matplotlib.figure import Figure as MatplotlibFigure
+    formats = MatplotlibFigure().canvas.get_supported_filetypes()
     extension = os.path.splitext(path)[1].lstrip('.').lower()
     if extension not in formats:
         raise cli.UsageError(f'--save {path}: unknown figure format {extension!r}; use one of '
                              f'{", ".join(sorted(formats))}')
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise cli.UsageError(f'--save {path}: no such folder {folder}')
-    if not os.access(folder, os.W_OK):
-        raise cli.UsageError(f'--save {path}: cannot write in {folder}')
+    with cli.about('--save'):
+        check_can_create(path)
 
 
 def main(argv=None):
@@ -110,8 +122,7 @@ def run(args):
     curves = [(path, read_losses(path)) for path in args.loss_files]
     for path, losses in curves:
         print(describe(path, convergence_stats(losses, args.window), min(args.window, losses.size)))
-    draw(curves, window=args.window, per_epoch=args.per_epoch, log_y=args.log_y, title=args.title,
-         ylabel=args.ylabel, save=args.save)
+    draw(curves, Figure(args.window, args.per_epoch, args.log_y, args.title, args.ylabel, args.save))
     return 0
 
 

@@ -4,13 +4,10 @@
     python benchmarks/bench_data.py --counts 1000 --iterations 5
 
 Synthetic folders of 256x256 JPEGs (coloured shapes, like photos of one object on a plain background)
-are made once in --cache and reused. For each folder and each way of storing the decoded dataset, a
-fresh process decodes the folder and trains a few iterations of the spec model, and reports the
-decode time, images decoded per second, the process's peak resident memory, and the median time per
-training iteration:
-  float32  the previous code: one process decodes every image into a float32 tensor, then stacks them
-  uint8    asgn6.py now: decoding in parallel (one worker per core) into one uint8 tensor, each batch
-           turned into [-1, 1] floats when it is taken
+are made once in --cache and reused. For each folder a fresh process decodes it as asgn6.py does (into
+one uint8 tensor, each batch turned into [-1, 1] floats when it is taken) and trains a few iterations
+of the spec model; it reports the decode time, images decoded per second, the process's peak resident
+memory, and the median time per training iteration.
 """
 import argparse
 import json
@@ -26,10 +23,9 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import cli  # noqa: E402
-import training  # noqa: E402
-from images import find_images, load_dataset, load_image, to_tensor  # noqa: E402
-from run_state import TrainingState  # noqa: E402
+from dae import cli, training  # noqa: E402
+from dae.images import add_noise, load_dataset, to_unit_range  # noqa: E402
+from dae.training import RunConfig, Streams  # noqa: E402
 
 
 def make_folder_of_images(folder, count, size=256, seed=0):
@@ -49,31 +45,24 @@ def make_folder_of_images(folder, count, size=256, seed=0):
     return folder
 
 
-def float32_store(folder, image_size):
-    """The previous load_dataset: every image decoded in this process to floats, then stacked."""
-    return torch.stack([to_tensor(load_image(path, image_size)) for path in find_images(folder)])
-
-
-def measure(folder, store, iterations, seed=4680):
+def measure(folder, iterations):
     """Runs in its own process: decode the folder, train `iterations` steps; returns the figures as a dict."""
-    from torchvision.transforms import functional  # noqa: F401  imported before the clock, for both stores
+    from torchvision.transforms import functional  # noqa: F401  imported before the clock
     start = time.perf_counter()
-    images = float32_store(folder, 64) if store == 'float32' else load_dataset(folder, 64)[0]
+    images = load_dataset(folder, 64)[0]
     decode = time.perf_counter() - start
-    streams = training.Streams(seed)
+    config, cpu = RunConfig(memory_format='contiguous'), torch.device('cpu')
+    streams = Streams(config.seed)
     streams.seed_weights()
-    model, optimizers = training.build('spec', 128, 64, torch.device('cpu'))
-    state = TrainingState(model, optimizers, streams.training_noise('cpu'))
-    times, last = [], time.perf_counter()
-    for step in training.steps(state, images, iterations + 2, batch_size=32, noise_level=1.0, precision='fp32',
-                               loss_kind='l1', streams=streams, memory_format=torch.contiguous_format):
-        step.loss.item()
-        now = time.perf_counter()
-        times.append(now - last)
-        last = now
-    peak = resource_peak_mib()
+    model, optimizers = training.build(config, cpu)
+    noise, times = streams.training_noise(cpu), []
+    for _, indices in training.batch_order(images.size(0), config.batch_size, streams, 1, iterations + 2, cpu):
+        clean = to_unit_range(images[indices])
+        start = time.perf_counter()
+        training.train_step(model, optimizers, clean, add_noise(clean, config.noise_level, noise), config)
+        times.append(time.perf_counter() - start)
     return {'images': images.size(0), 'decode_s': decode, 'images_per_s': images.size(0) / decode,
-            'peak_mib': peak, 'step_s': statistics.median(times[2:])}  # the first two warm up
+            'peak_mib': resource_peak_mib(), 'step_s': statistics.median(times[2:])}  # the first two warm up
 
 
 def resource_peak_mib():
@@ -89,30 +78,27 @@ def main(argv=None):
                         help='where the synthetic folders are made once and kept (default: ~/.cache/asgn6-bench-data)')
     parser.add_argument('--iterations', type=cli.positive_int(), default=10, help='timed training iterations per '
                         'run (default: 10)')
-    parser.add_argument('--stores', nargs='+', choices=['float32', 'uint8'], default=['float32', 'uint8'],
-                        help='ways of storing the dataset to compare (default: float32 uint8)')
-    parser.add_argument('--worker', nargs=2, metavar=('FOLDER', 'STORE'), help='internal: measure one folder '
-                        'and store in this process and print the figures as JSON (default: off)')
+    parser.add_argument('--worker', metavar='FOLDER', help='internal: measure one folder in this process and '
+                        'print the figures as JSON (default: off)')
     args = parser.parse_args(argv)
     return cli.report_errors('bench_data.py', lambda: run(args))
 
 
 def run(args):
     if args.worker:
-        print(json.dumps(measure(args.worker[0], args.worker[1], args.iterations)))
+        print(json.dumps(measure(args.worker, args.iterations)))
         return 0
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores')
-    print('| images | store | decode | images/s | peak RSS | time per iteration |\n|---|---|---|---|---|---|')
+    print('| images | decode | images/s | peak RSS | time per iteration |\n|---|---|---|---|---|')
     for count in args.counts:
         folder = make_folder_of_images(os.path.join(args.cache, f'jpeg-{count}'), count)
-        for store in args.stores:
-            result = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker', folder, store,
-                                     '--iterations', str(args.iterations)], capture_output=True, text=True)
-            if result.returncode:
-                raise cli.Failure(f'{store} on {count} images: {result.stderr.strip().splitlines()[-1]}')
-            figures = json.loads(result.stdout.strip().splitlines()[-1])
-            print(f'| {count:,} | {store} | {figures["decode_s"]:.1f} s | {figures["images_per_s"]:.0f} | '
-                  f'{figures["peak_mib"]:.0f} MiB | {1000 * figures["step_s"]:.0f} ms |', flush=True)
+        result = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker', folder,
+                                 '--iterations', str(args.iterations)], capture_output=True, text=True)
+        if result.returncode:
+            raise cli.Failure(f'{count} images: {result.stderr.strip().splitlines()[-1]}')
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f'| {count:,} | {figures["decode_s"]:.1f} s | {figures["images_per_s"]:.0f} | '
+              f'{figures["peak_mib"]:.0f} MiB | {1000 * figures["step_s"]:.0f} ms |', flush=True)
     return 0
 
 

@@ -23,10 +23,10 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import cli  # noqa: E402
-from images import TILE, BandedNoise, TiledDenoiser, find_images, read_pixels, to_uint8  # noqa: E402
-from run_state import load_model  # noqa: E402
-from training import Streams  # noqa: E402
+from dae import cli  # noqa: E402
+from dae.trained import load_model  # noqa: E402
+from dae.denoising import TILE, BandedNoise, TiledDenoiser, read_image, to_uint8  # noqa: E402
+from dae.images import find_images, psnr, to_unit_range  # noqa: E402
 
 
 def synthetic_image(size, data_dir, seed=0):
@@ -36,7 +36,7 @@ def synthetic_image(size, data_dir, seed=0):
     canvas = np.full((size, size, 3), 255, dtype=np.uint8)
     for top in range(0, size, 128):
         for left in range(0, size, 128):
-            tile = read_pixels(paths[rng.integers(len(paths))])[:size - top, :size - left]
+            tile = np.asarray(read_image(paths[rng.integers(len(paths))]))[:size - top, :size - left]
             canvas[top:top + tile.shape[0], left:left + tile.shape[1]] = tile
     return canvas
 
@@ -54,15 +54,15 @@ def run_denoise(image_path, checkpoint, out, extra=()):
 @torch.no_grad()
 def tiled_against_whole(checkpoint, size, data_dir, seed):
     """PSNR (dB) of the tiled and the whole-image output on one noisy image, and their largest pixel difference."""
-    model, settings = load_model(checkpoint, torch.device('cpu'))
+    model, config = load_model(checkpoint, torch.device('cpu'))
     pixels = synthetic_image(size, data_dir, seed=1)
-    noise = BandedNoise(settings['noise_level'], Streams(seed).noise_band, size)
+    noise = BandedNoise(config.noise_level, lambda band: torch.Generator().manual_seed(seed * 1_000_003 + band), size)
     denoiser = TiledDenoiser(model, pixels, noise=noise, device=torch.device('cpu'))
     tiled = np.concatenate([rows for rows, _ in denoiser.bands()])
-    clean = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255 * 2 - 1
+    clean = to_unit_range(torch.from_numpy(pixels.copy()).permute(2, 0, 1))
     noisy = noise(clean, 0, 0)
     whole = model(noisy.unsqueeze(0))[0]
-    whole_db = 10 * np.log10(4 / float(((whole.double() - clean.double()) ** 2).mean()))
+    whole_db = psnr(whole.double().unsqueeze(0), clean.double().unsqueeze(0))
     whole_pixels = to_uint8(whole).permute(1, 2, 0).numpy()
     return denoiser.psnr('output'), whole_db, int(np.abs(whole_pixels.astype(int) - tiled.astype(int)).max())
 

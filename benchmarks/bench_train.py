@@ -7,8 +7,8 @@ a machine that speeds up or slows down during the run affects all of them alike:
   starter        ImageFolder + DataLoader with the starter's transform (PIL decode and resize of every
                  image in every epoch), noise drawn on the CPU, batch copied to the device, loss.item()
                  every iteration
-  asgn6-fp32     asgn6.py's own loop (training.steps and LossBuffer): the dataset decoded once into a
-                 tensor on the device, noise drawn there, losses read back every 10 iterations
+  asgn6-fp32     asgn6.py's way (its batch order, training.train_step and LossBuffer): the dataset decoded
+                 once into a tensor on the device, noise drawn there, losses read back every 10 iterations
   asgn6-fp32-cl  the same in the channels_last memory format
   asgn6-bf16     the same under bf16 autocast
   asgn6-bf16-cl  bf16 autocast and channels_last together
@@ -26,10 +26,9 @@ import torch
 from torchvision import datasets, transforms
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import cli  # noqa: E402
-import training  # noqa: E402
-from images import load_dataset  # noqa: E402
-from run_state import TrainingState  # noqa: E402
+from dae import cli, training  # noqa: E402
+from dae.images import add_noise, load_dataset, to_unit_range  # noqa: E402
+from dae.training import RunConfig, Streams  # noqa: E402
 
 LOSS_READ_INTERVAL = 10  # asgn6.py's default --log-interval: how often the loop reads losses back
 
@@ -39,10 +38,9 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def make_model(seed, device, channels_last=False):
-    training.Streams(seed).seed_weights()
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return training.build('spec', latent_size=128, image_size=64, device=device, memory_format=memory_format)
+def make_model(config, device):
+    Streams(config.seed).seed_weights()
+    return training.build(config, device)
 
 
 def starter_batches(data_dir, batch_size):
@@ -68,9 +66,10 @@ def timed(step_fn, device, seconds):
     return step
 
 
-def starter_mode(data_dir, batch_size, seed, device):
+def starter_mode(data_dir, config, device):
     """One iteration of a starter-style loop per call; returns (images, seconds inside the step)."""
-    model, optimizers = make_model(seed, device)
+    model, optimizers = make_model(config, device)
+    batch_size = config.batch_size
     batches = starter_batches(data_dir, batch_size)
     core = [0.0]
     step_fn = timed(training.train_step, device, core)
@@ -80,30 +79,31 @@ def starter_mode(data_dir, batch_size, seed, device):
         clean = next(batches)
         noisy = (clean + 2 * (torch.rand(clean.size()) - 0.5)).clamp(-1, 1)
         clean, noisy = clean.to(device), noisy.to(device)
-        loss, _ = step_fn(model, optimizers, clean, noisy, 'fp32')
+        loss, _ = step_fn(model, optimizers, clean, noisy, config)
         loss.item()
         return clean.size(0), core[0]
     return step
 
 
-def asgn6_mode(images, batch_size, seed, device, precision, channels_last=False):
-    """One iteration of asgn6.py's loop per call (training.steps, LossBuffer); returns (images, step seconds)."""
-    model, optimizers = make_model(seed, device, channels_last)
-    streams = training.Streams(seed)
-    state = TrainingState(model, optimizers, streams.training_noise(device))
-    core, losses = [0.0], training.LossBuffer()
-    loop = training.steps(state, images, last=sys.maxsize, batch_size=batch_size, noise_level=1.0,
-                          precision=precision, loss_kind='l1', streams=streams,
-                          memory_format=torch.channels_last if channels_last else torch.contiguous_format,
-                          step_fn=timed(training.train_step, device, core))
+def asgn6_mode(images, config, device):
+    """One iteration as asgn6.py's loop takes it per call (its batch order, noise on the device, train_step,
+    LossBuffer); returns (images, step seconds)."""
+    model, optimizers = make_model(config, device)
+    streams = Streams(config.seed)
+    noise, core, losses = streams.training_noise(device), [0.0], training.LossBuffer()
+    batches = training.batch_order(images.size(0), config.batch_size, streams, 1, sys.maxsize, device)
+    step_fn = timed(training.train_step, device, core)
+    memory_format = training.MEMORY_FORMATS[config.memory_format]
 
     def step():
         core[0] = 0.0
-        taken = next(loop)
-        losses.add(taken)
-        if taken.iteration % LOSS_READ_INTERVAL == 0:
+        iteration, indices = next(batches)
+        clean = to_unit_range(images[indices]).contiguous(memory_format=memory_format)
+        loss, _ = step_fn(model, optimizers, clean, add_noise(clean, config.noise_level, noise), config)
+        losses.add(iteration, loss)
+        if iteration % LOSS_READ_INTERVAL == 0:
             losses.flush()
-        return taken.clean.size(0), core[0]
+        return clean.size(0), core[0]
     return step
 
 
@@ -151,13 +151,14 @@ def run(args):
     images = load_dataset(args.data_dir, 64)[0].to(device)
     print(f'device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; '
           f'{images.size(0)} images decoded once in {time.perf_counter() - start:.1f} s', flush=True)
-    same = dict(batch_size=args.batch_size, seed=args.seed, device=device)
+    def config(precision, memory_format):
+        return RunConfig(batch_size=args.batch_size, seed=args.seed, precision=precision, memory_format=memory_format)
     modes = {
-        'starter': (starter_mode(args.data_dir, **same), args.iterations),
-        'asgn6-fp32': (asgn6_mode(images, precision='fp32', **same), args.iterations),
-        'asgn6-fp32-cl': (asgn6_mode(images, precision='fp32', channels_last=True, **same), args.iterations),
-        'asgn6-bf16': (asgn6_mode(images, precision='bf16', **same), args.bf16_iterations),
-        'asgn6-bf16-cl': (asgn6_mode(images, precision='bf16', channels_last=True, **same), args.bf16_iterations),
+        'starter': (starter_mode(args.data_dir, config('fp32', 'contiguous'), device), args.iterations),
+        'asgn6-fp32': (asgn6_mode(images, config('fp32', 'contiguous'), device), args.iterations),
+        'asgn6-fp32-cl': (asgn6_mode(images, config('fp32', 'channels_last'), device), args.iterations),
+        'asgn6-bf16': (asgn6_mode(images, config('bf16', 'contiguous'), device), args.bf16_iterations),
+        'asgn6-bf16-cl': (asgn6_mode(images, config('bf16', 'channels_last'), device), args.bf16_iterations),
     }
     for step, _ in modes.values():  # warm-up: first calls allocate and pick kernels
         for _ in range(2):

@@ -32,43 +32,45 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, HERE]
-import cli  # noqa: E402
 import models  # noqa: E402
-import training  # noqa: E402
-from files import write_text_atomic  # noqa: E402
-from images import psnr, save_grid  # noqa: E402
+from dae import cli, training  # noqa: E402
+from dae.checkpoint import CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint  # noqa: E402
+from dae.trained import load_model, read_validation, split_of_run  # noqa: E402
+from dae.files import write_text_atomic  # noqa: E402
+from dae.images import psnr, save_grid  # noqa: E402
+from dae.loss_stats import follows_short_batch, read_losses  # noqa: E402
+from dae.machine import machine_name  # noqa: E402
+from dae.training import RunConfig  # noqa: E402
 from classical import IntensityMap, apply_filter, best_classical, choose, classical_filters  # noqa: E402
-from run_state import (CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint, load_model, parse_args,  # noqa: E402
-                       read_losses, read_validation)
 
 VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682, 4683)  # each seed draws its own split, weights, order and noise
 DEVELOPMENT_SEEDS = (4680,)  # every choice was made on this seed's runs; the tables report the others
 LAST_SAVE_SCORES = ('last_save_psnr', 'self_ensemble_psnr')
 LAST_SAVES = 3  # a run is scored by the mean of its last saves that do not follow a short batch (below)
-VARIANTS = {
-    'spec': [],
-    'latent-32': ['--latent-size', '32'],
-    'latent-512': ['--latent-size', '512'],
-    'conv-encoder': ['--model', 'conv-encoder'],
-    'mse-loss': ['--loss', 'mse'],
-    'unet': ['--model', 'unet'],
-    'spec-noise-0.5': ['--noise-level', '0.5'],
+VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
+    'spec': {},
+    'latent-32': {'latent_size': 32},
+    'latent-512': {'latent_size': 512},
+    'conv-encoder': {'model': 'conv-encoder'},
+    'mse-loss': {'loss': 'mse'},
+    'unet': {'model': 'unet'},
+    'spec-noise-0.5': {'noise_level': 0.5},
     # towards a stronger denoiser, one change at a time at the common budget: the schedule, the architecture,
     # the loss that PSNR measures, the eight symmetries of every training image
-    'unet+cosine': ['--model', 'unet', '--lr-schedule', 'cosine'],
-    'residual-unet': ['--model', 'residual-unet'],
-    'residual-unet+cosine': ['--model', 'residual-unet', '--lr-schedule', 'cosine'],
-    'residual-unet+cosine+mse': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse'],
-    'residual-unet+cosine+mse+augment': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
-                                         '--augment'],
+    'unet+cosine': {'model': 'unet', 'lr_schedule': 'cosine'},
+    'residual-unet': {'model': 'residual-unet'},
+    'residual-unet+cosine': {'model': 'residual-unet', 'lr_schedule': 'cosine'},
+    'residual-unet+cosine+mse': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse'},
+    'residual-unet+cosine+mse+augment': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
+                                         'augment': True},
     # the same trained for longer, each within 30 minutes on 2 CPU cores
-    'residual-unet+cosine-150ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--epochs', '150',
-                                   '--save-interval', '50'],
-    'residual-unet+cosine+mse-150ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
-                                       '--epochs', '150', '--save-interval', '50'],
-    'residual-unet+cosine+mse+augment-160ep': ['--model', 'residual-unet', '--lr-schedule', 'cosine', '--loss', 'mse',
-                                               '--augment', '--epochs', '160', '--save-interval', '50'],
+    'residual-unet+cosine-150ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'epochs': 150,
+                                   'save_interval': 50},
+    'residual-unet+cosine+mse-150ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
+                                       'epochs': 150, 'save_interval': 50},
+    'residual-unet+cosine+mse+augment-160ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
+                                               'augment': True, 'epochs': 160, 'save_interval': 50},
 }
 
 
@@ -76,26 +78,27 @@ def run_dir(out, name, seed):
     return os.path.join(out, 'runs', name, f'seed-{seed}')
 
 
-def run_flags(name, *, seed, data_dir, epochs, folder):
-    """asgn6.py's flags for one variant and seed; a later flag wins, so a variant may set its own --epochs."""
-    return ['--data-dir', str(data_dir), '--val-split', str(VAL_SPLIT), '--epochs', str(epochs), '--seed', str(seed),
-            '--output-dir', folder, '--loss-file', os.path.join(folder, 'loss.txt'), '--log-interval', '50',
-            '--save-interval', '30', '--device', 'cpu', *VARIANTS[name]]
+def run_config(name, seed, epochs):
+    """The RunConfig of one variant and seed; a variant may set its own epochs."""
+    common = {'val_split': VAL_SPLIT, 'epochs': epochs, 'seed': seed, 'log_interval': 50, 'save_interval': 30}
+    return RunConfig.from_flat({**RunConfig().flat(), **common, **VARIANTS[name]})
 
 
-def settings_of(flags):
-    """The settings asgn6.py runs with for these flags, defaults included."""
-    return vars(parse_args(flags)[0])
+def run_flags(config, data_dir, folder):
+    """asgn6.py's flags for a config (every field, so that none depends on asgn6.py's defaults)."""
+    flags = [f'--{key.replace("_", "-")}' if value is True else f'--{key.replace("_", "-")}={value}'
+             for key, value in config.flat().items() if value is not False]
+    return ['--data-dir', str(data_dir), '--output-dir', folder, '--loss-file', os.path.join(folder, 'loss.txt'),
+            '--device', 'cpu', *flags]
 
 
-def is_complete(folder, settings):
+def is_complete(folder, config, split):
     """Whether a run's own files (loss.txt, validation.csv: committed, unlike its checkpoint) show it finished."""
     try:
         losses, saves = read_losses(os.path.join(folder, 'loss.txt')), read_validation(os.path.join(folder, VALIDATION_NAME))
     except cli.UsageError:
         return False
-    held_out, _, num_images = training.split_of_run(settings)
-    total = settings['epochs'] * training.batches_per_epoch(num_images - held_out.clean.size(0), settings['batch_size'])
+    total = config.epochs * training.batches_per_epoch(split.train.size(0), config.batch_size)
     return len(losses) == total and bool(saves) and saves[-1].iteration == total
 
 
@@ -105,12 +108,12 @@ def train_variant(name, *, seed, data_dir, epochs, out):
     folder = run_dir(out, name, seed)
     os.makedirs(folder, exist_ok=True)
     checkpoint = os.path.join(folder, CHECKPOINT_NAME)
-    flags = run_flags(name, seed=seed, data_dir=data_dir, epochs=epochs, folder=folder)
-    if not os.path.exists(checkpoint) and is_complete(folder, settings_of(flags)):
+    config = run_config(name, seed, epochs)
+    if not os.path.exists(checkpoint) and is_complete(folder, config, split_of_run(config, data_dir)[0]):
         print(f'--- {name}, seed {seed}: already complete (its loss.txt and {VALIDATION_NAME} say so)', flush=True)
         return 0.0
-    done_before = load_checkpoint(checkpoint, flag='run')['iteration'] if os.path.exists(checkpoint) else 0
-    command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *flags, *(['--resume', checkpoint] if done_before
+    done_before = load_checkpoint(checkpoint)['iteration'] if os.path.exists(checkpoint) else 0
+    command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *run_flags(config, data_dir, folder), *(['--resume', checkpoint] if done_before
                                                                         else ['--overwrite'])]
     print(f'--- {name}, seed {seed}: {" ".join(command[1:])}', flush=True)
     start = time.perf_counter()
@@ -119,7 +122,7 @@ def train_variant(name, *, seed, data_dir, epochs, out):
     if status != 0:
         raise cli.Failure(f'{name}, seed {seed}: asgn6.py stopped with status {status}; its output is in '
                           f'{os.path.join(folder, "train.log")}, and a new call resumes the run')
-    trained = load_checkpoint(checkpoint, flag='run')['iteration'] > done_before
+    trained = load_checkpoint(checkpoint)['iteration'] > done_before
     return time.perf_counter() - start if trained else 0.0
 
 
@@ -129,20 +132,19 @@ def split_digest(held_out):
     return hashlib.sha1(names.encode()).hexdigest()[:12]
 
 
-def evaluate_run(name, seed, folder, timing, settings, previous=None):
+def evaluate_run(name, folder, timing, config, split, previous=None):
     """A network run's scores from its own files: the mean of its last saves' measurements, which asgn6.py took
     in eval mode on the held-out images and on as many training images, each with one fixed noise draw; and
     its last save's with and without the self-ensemble, from `previous` (the last results.json's row of the
     same run) or else from its checkpoint, where that is kept."""
-    model = models.build(settings['model'], settings['latent_size'], settings['image_size'])
-    held_out, _, num_images = training.split_of_run(settings)
-    train_images = num_images - held_out.clean.size(0)
+    model = models.build(config.model.name, config.model.latent_size, config.model.image_size)
+    seed, held_out, train_images = config.seed, split.held_out, split.train.size(0)
     saves = [row for row in read_validation(os.path.join(folder, VALIDATION_NAME))
-             if not training.follows_short_batch(row.iteration, train_images, settings['batch_size'])][-LAST_SAVES:]
+             if not follows_short_batch(row.iteration, train_images, config.batch_size)][-LAST_SAVES:]
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
-    row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': settings['noise_level'],
-            'model': settings['model'], 'latent_size': settings['latent_size'] if model.has_latent else None,
-            'loss': settings['loss'], 'parameters': models.count_parameters(model),
+    row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': config.noise_level,
+            'model': config.model.name, 'latent_size': config.model.latent_size if model.has_latent else None,
+            'loss': config.loss, 'parameters': models.count_parameters(model),
             'iterations': len(read_losses(os.path.join(folder, 'loss.txt'))),
             'saves_averaged': [row.iteration for row in saves],
             'wall_seconds': round(timing['seconds'], 1), 'machine': timing['machine'],
@@ -167,9 +169,9 @@ def last_save_scores(folder, held_out):
     path = os.path.join(folder, CHECKPOINT_NAME)
     if not os.path.exists(path):
         return {}
-    model, _ = load_model(path, torch.device('cpu'), flag='run')
+    model, _ = load_model(path, torch.device('cpu'))
     nets = (model, models.SelfEnsemble(model))
-    return {key: training.evaluate(net, held_out.clean, held_out.noisy)[1] for key, net in zip(LAST_SAVE_SCORES, nets)}
+    return {key: training.evaluate(net, held_out)[1] for key, net in zip(LAST_SAVE_SCORES, nets)}
 
 
 def run_baselines(held_out, probe, noise_level, filters):
@@ -271,7 +273,7 @@ def comparison_figure(path, held_out, network_folders, classical, count=8):
     count = min(count, held_out.clean.size(0))
     rows = [held_out.clean[:count], held_out.noisy[:count]]
     for folder in network_folders:
-        model, _ = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'), flag='run')
+        model, _ = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'))
         rows.append(model(held_out.noisy[:count]))
     rows.append(classical(held_out.noisy[:count]))
     save_grid(path, torch.cat(rows), images_per_row=count)
@@ -280,8 +282,8 @@ def comparison_figure(path, held_out, network_folders, classical, count=8):
 def add_timing(timing, seconds):
     """A run's wall.json entry after `seconds` more of training on this machine: a run resumed on another
     machine names both."""
-    timing = timing or {'seconds': 0.0, 'machine': cli.machine_name()}
-    machines = list(dict.fromkeys([*timing['machine'].split(' + '), cli.machine_name()]))
+    timing = timing or {'seconds': 0.0, 'machine': machine_name()}
+    machines = list(dict.fromkeys([*timing['machine'].split(' + '), machine_name()]))
     return {'seconds': timing['seconds'] + seconds, 'machine': ' + '.join(machines)}
 
 
@@ -319,17 +321,18 @@ def evaluate_all(out, walls, filter_names, previous, data_dir, epochs):
     for name in VARIANTS:
         for seed in sorted(seeds_in(out, name)):
             folder = run_dir(out, name, seed)
-            settings = settings_of(run_flags(name, seed=seed, data_dir=data_dir, epochs=epochs, folder=folder))
-            if is_complete(folder, settings):
+            config = run_config(name, seed, epochs)
+            split, _ = split_of_run(config, data_dir)
+            if is_complete(folder, config, split):
                 timing = walls.get(f'{name}/seed-{seed}', {'seconds': float('nan'), 'machine': 'unknown'})
                 kept = previous['networks'].get((name, seed))
-                networks.append(evaluate_run(name, seed, folder, timing, settings, kept))
+                networks.append(evaluate_run(name, folder, timing, config, split, kept))
             else:
                 print(f'{name}, seed {seed}: not complete, so not in the table; a new call resumes it')
     classical, figure_inputs = [], []
     for level, seed in sorted({(row['noise_level'], row['seed']) for row in networks}, key=lambda k: (-k[0], k[1])):
-        held_out, probe, _ = training.split_of_run({'data_dir': data_dir, 'image_size': 64, 'val_split': VAL_SPLIT,
-                                                    'noise_level': level, 'seed': seed})
+        split, _ = split_of_run(RunConfig(seed=seed, noise_level=level, val_split=VAL_SPLIT), data_dir)
+        held_out, probe = split.held_out, split.probe
         digest, filters = split_digest(held_out), classical_filters(filter_names, level)
         kept = previous['classical'].get((level, seed, digest), [])
         wanted = {'noisy input', 'noisy input + correction', *filters, *(f'{name} + correction' for name in filters)}

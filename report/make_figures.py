@@ -29,12 +29,14 @@ import torch  # noqa: E402
 
 from classical import best_classical  # noqa: E402
 
-import cli  # noqa: E402
-import training  # noqa: E402
-from files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
-from images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
-from run_state import (convergence_stats, load_checkpoint, load_model, model_of, read_losses, read_validation,  # noqa: E402
-                       save_weights)
+from dae import training  # noqa: E402
+from dae.checkpoint import load_checkpoint  # noqa: E402
+from dae.trained import load_model, model_of, read_validation, save_weights, split_of_run  # noqa: E402
+from dae.files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
+from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
+from dae.latents import data_latents, fitted_gaussian, user_draws  # noqa: E402
+from dae.loss_stats import convergence_stats, follows_short_batch, read_losses  # noqa: E402
+from dae.machine import machine_name  # noqa: E402
 
 RUN = os.path.join(HERE, 'run')  # the default run: 500 epochs on all 749 images
 HELD_OUT = os.path.join(HERE, 'heldout')  # the same for 500 epochs with 10% held out
@@ -332,7 +334,7 @@ def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
         log = f.read()
     train_images, batch_size = (int(re.search(pattern, log).group(1)) for pattern in
                                 (r'(\d+) images from', r'batch_size=(\d+)'))
-    scored = [row for row in rows if not training.follows_short_batch(row.iteration, train_images, batch_size)]
+    scored = [row for row in rows if not follows_short_batch(row.iteration, train_images, batch_size)]
     last = scored[-3:]
     table.append(f'| mean of the last 3 full-batch saves | | {np.mean([r.train_psnr for r in last]):.2f} dB | '
                  f'{np.mean([r.psnr for r in last]):.2f} dB | '
@@ -381,14 +383,12 @@ def latent_histogram(kinds, path):
 def latent_section(count=2000):
     """Where the shipped model's encoder puts the 749 images, clean and under the training noise (the codes the
     decoder was trained on), against uniform draws and draws from a Gaussian fitted to the noisy codes."""
-    model, settings = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    images, _ = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
+    model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
+    images, _ = load_dataset(os.path.join(ROOT, 'data'), config.model.image_size)
     clean = torch.cat([model.encode(to_unit_range(batch)) for batch in images.split(256)]).double()
-    draws = training.Streams(settings['seed']).user_draws()  # noise, then latents: as denoise.py --latent-source data
-    codes = training.noisy_codes(model, images, settings['noise_level'], draws)
-    gaussian = training.fitted_gaussian(codes)
-    fitted = training.sample_clamped(gaussian, count, draws)
-    uniform = 2 * torch.rand(count, codes.size(1), generator=torch.Generator().manual_seed(settings['seed']),
+    codes, fitted = data_latents(model, images, config.noise_level, count, user_draws(config.seed))
+    gaussian = fitted_gaussian(codes)
+    uniform = 2 * torch.rand(count, codes.size(1), generator=torch.Generator().manual_seed(config.seed),
                              dtype=torch.float64) - 1
     kinds = {'codes of the clean images': clean, 'codes of the noisy images': codes,
              'uniform in [-1, 1] (the starter\'s)': uniform, 'Gaussian fitted to the noisy codes': fitted}
@@ -418,7 +418,7 @@ def latent_section(count=2000):
     return '\n'.join(rows) + (f'\n\n: Latent codes of `weights/spec.pt` ({codes.size(1)} dimensions; {dims90} principal '
                               f'directions hold 90% of the noisy codes\' variance): the 749 images clean and with one '
                               f'draw of the training noise, {count} uniform vectors and {count} from the Gaussian fitted '
-                              f'to the noisy codes (seed {settings["seed"]}). A noisy code\'s nearest is another '
+                              f'to the noisy codes (seed {config.seed}). A noisy code\'s nearest is another '
                               f'image\'s; a clean code\'s is its own image\'s noisy code.')
 
 
@@ -427,8 +427,8 @@ def novel_procedures_figure(count=16):
     """The same 32 uniform latent vectors decoded by the shipped model as the starter shows them (BatchNorm in
     training mode on the batch, the grid min-max scaled) and as asgn6.py does (eval mode, fixed range)."""
     import copy
-    model, settings = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    latents = 2 * torch.rand(32, settings['latent_size'], generator=torch.Generator().manual_seed(settings['seed'] + 1)) - 1
+    model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
+    latents = training.novel_latents(32, config.model.latent_size, training.Streams(config.seed), 'cpu')
     starter = copy.deepcopy(model).train().decode(latents)  # a copy: training mode moves the running statistics
     starter = (starter - starter.min()) / (starter.max() - starter.min()) * 2 - 1
     ours = model.decode(latents)
@@ -463,39 +463,37 @@ def collect(run_dir, loss_file, log_file):
         write_text_atomic(os.path.join(out, 'output.txt'), result.stdout.replace(ROOT + os.sep, ''))
 
 
-def portable(settings):
-    """A run's settings with paths inside this repository made relative to it: shipped weights name no folder
-    of the machine that trained them."""
-    inside = lambda value: isinstance(value, str) and value.startswith(ROOT + os.sep)  # noqa: E731
-    return {key: os.path.relpath(value, ROOT) if inside(value) else value for key, value in settings.items()}
+@torch.no_grad()
+def weights_psnr(model, config):
+    """PSNR of a model's outputs on every image of data/ under one noise draw of its run's seed, as denoise.py
+    --add-noise draws it."""
+    clean = to_unit_range(load_dataset(os.path.join(ROOT, 'data'), config.model.image_size)[0])
+    noisy = add_noise(clean, config.noise_level, user_draws(config.seed))
+    return psnr(torch.cat([model(batch) for batch in noisy.split(256)]), clean)
 
 
 @torch.no_grad()
 def ship(checkpoint_path, name, command):
     """weights/NAME from a run's checkpoint in half precision, with what a reader needs to trust it: how it
     was trained, and the PSNR its outputs lose to half precision on every image of the run's data."""
-    checkpoint = load_checkpoint(checkpoint_path, flag='--collect')
-    checkpoint = {**checkpoint, 'args': portable(checkpoint['args'])}
-    command = command.format(seed=checkpoint['args']['seed'])
+    checkpoint = load_checkpoint(checkpoint_path)
+    config = checkpoint['config']
+    command = command.format(seed=config.seed)
     target = os.path.join(WEIGHTS, name)
     os.makedirs(WEIGHTS, exist_ok=True)
     save_weights(target, checkpoint, command)
-    settings, cpu = checkpoint['args'], torch.device('cpu')
-    full, _ = model_of(checkpoint, cpu, checkpoint_path)
-    half, _ = load_model(target, cpu)
-    images, _ = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
-    clean = to_unit_range(images)
-    noisy = add_noise(clean, settings['noise_level'], training.Streams(settings['seed']).user_draws())
-    scores = [psnr(torch.cat([model(batch) for batch in noisy.split(256)]), clean) for model in (full, half)]
-    held_out = training.held_out_split(checkpoint['num_images'], settings['val_split'], training.Streams(settings['seed']))[1]
-    lines = [f'{name}: {settings["model"]} model after {checkpoint["iteration"]} iterations, trained by `{command}` '
+    cpu = torch.device('cpu')
+    scores = [weights_psnr(model, config) for model in (model_of(checkpoint, cpu, checkpoint_path), load_model(target, cpu)[0])]
+    held_out = training.held_out_split(checkpoint['num_images'], config.val_split, training.Streams(config.seed))[1]
+    lines = [f'{name}: {config.model.name} model after {checkpoint["iteration"]} iterations, trained by `{command}` '
              f'on {checkpoint["num_images"] - held_out.numel()} of the {checkpoint["num_images"]} images of data/ '
-             f'({held_out.numel()} held out; seed {settings["seed"]})',
+             f'({held_out.numel()} held out; seed {config.seed})',
              f'size: {os.path.getsize(target) / 2 ** 20:.1f} MiB (float16); the checkpoint: '
              f'{os.path.getsize(checkpoint_path) / 2 ** 20:.1f} MiB',
-             f'PSNR of its outputs on all {clean.size(0)} images of data/ with one noise draw (seed {settings["seed"]}): '
-             f'float32 {scores[0]:.4f} dB, float16 weights {scores[1]:.4f} dB, change {scores[1] - scores[0]:+.4f} dB',
-             f'measured on: {cli.machine_name()}']
+             f'PSNR of its outputs on all {checkpoint["num_images"]} images of data/ with one noise draw (seed '
+             f'{config.seed}): float32 {scores[0]:.4f} dB, float16 weights {scores[1]:.4f} dB, change '
+             f'{scores[1] - scores[0]:+.4f} dB',
+             f'measured on: {machine_name()}']
     write_text_atomic(os.path.join(WEIGHTS, name.replace('.pt', '.txt')), '\n'.join(lines) + '\n')
     print('\n'.join(lines))
 
@@ -509,17 +507,10 @@ def collect_held_out(run_dir, loss_file, log_file):
     copy_atomic(loss_file, os.path.join(HELD_OUT, 'loss.txt'))
     if log_file:
         copy_atomic(log_file, os.path.join(HELD_OUT, 'train.log'))
-    checkpoint = load_checkpoint(os.path.join(run_dir, 'checkpoint.pt'), flag='--collect-held-out')
-    model, settings = model_of(checkpoint, torch.device('cpu'), run_dir)
-    images, paths = load_dataset(os.path.join(ROOT, 'data'), settings['image_size'])
-    streams, cpu = training.Streams(settings['seed']), torch.device('cpu')
-    train, train_paths, held_out = training.split_dataset(images, paths, val_split=settings['val_split'],
-                                                          noise_level=settings['noise_level'], streams=streams,
-                                                          device=cpu)
-    probe = training.training_probe(train, train_paths, held_out.clean.size(0), noise_level=settings['noise_level'],
-                                    streams=streams, device=cpu)
+    model, config = load_model(os.path.join(run_dir, 'checkpoint.pt'), torch.device('cpu'))
+    split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
     rows = []
-    for measured in (held_out, probe):
+    for measured in (split.held_out, split.probe):
         rows += [measured.clean[:8], measured.noisy[:8], model(measured.noisy[:8])]
     save_grid(os.path.join(HELD_OUT, 'outputs.png'), torch.cat(rows), images_per_row=8)
 

@@ -1,38 +1,34 @@
-"""The benchmark scripts run end to end (their numbers are read by people, never asserted here)."""
-import os
-import subprocess
-import sys
-
+"""The benchmark scripts run end to end on tiny settings (their numbers are read by people, never asserted)."""
 import asgn6
-from conftest import ROOT, train_args
+from conftest import call_main, train_args
+from test_train import load_script
 
 
-def test_benchmark_runs_every_mode_on_a_tiny_folder(image_folder):
-    command = [sys.executable, os.path.join(ROOT, 'benchmarks', 'bench_train.py'), '--data-dir', str(image_folder),
-               '--device', 'cpu', '--rounds', '1', '--iterations', '1', '--bf16-iterations', '1', '--batch-size', '4', '--profile', '1']
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+def test_the_training_benchmark_times_every_mode(image_folder, capsys):
+    bench = load_script('benchmarks/bench_train.py')
+    argv = ['--data-dir', image_folder, '--device', 'cpu', '--rounds', 1, '--iterations', 1, '--bf16-iterations', 1,
+            '--batch-size', 2, '--profile', 1]
+    status, out, err = call_main(bench.main, argv, capsys)
+    assert status == 0, err
     for mode in ('starter', 'asgn6-fp32', 'asgn6-fp32-cl', 'asgn6-bf16', 'asgn6-bf16-cl'):
-        assert f'| {mode} |' in result.stdout
-    assert 'peak resident memory' in result.stdout
-    assert 'self time by operator' in result.stdout
+        assert f'| {mode} |' in out
+    assert 'peak resident memory' in out and 'self time by operator' in out
 
 
-def test_data_benchmark_compares_both_stores_on_a_tiny_folder(tmp_path):
-    command = [sys.executable, os.path.join(ROOT, 'benchmarks', 'bench_data.py'), '--counts', '40', '--iterations',
-               '1', '--cache', str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert '| 40 | float32 |' in result.stdout and '| 40 | uint8 |' in result.stdout
-    assert len(os.listdir(tmp_path / 'jpeg-40')) == 41  # 40 images and the marker of a complete folder
+def test_the_data_benchmark_makes_its_folder_once_and_measures_it(tmp_path, capsys):
+    bench = load_script('benchmarks/bench_data.py')
+    status, out, err = call_main(bench.main, ['--counts', 8, '--iterations', 1, '--cache', tmp_path], capsys)
+    assert status == 0, err
+    assert '| 8 | ' in out and ' MiB | ' in out
+    assert len(list((tmp_path / 'jpeg-8').iterdir())) == 9  # 8 images and the marker of a complete folder
 
 
-def test_denoise_benchmark_times_a_large_image_and_compares_tiled_with_whole(tmp_path, image_folder):
-    assert asgn6.main(train_args(tmp_path, image_folder, '--epochs', 1, '--batch-size', 4, '--model', 'unet')) == 0
-    command = [sys.executable, os.path.join(ROOT, 'benchmarks', 'bench_denoise.py'), '--checkpoint',
-               str(tmp_path / 'out' / 'checkpoint.pt'), '--sizes', '300', '--compare-size', '200', '--data-dir',
-               str(image_folder)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert '| 300x300 | 0 |' in result.stdout and 'MiB |' in result.stdout
-    assert 'difference 0.0000 dB' in result.stdout
+def test_the_denoise_benchmark_times_a_large_image_and_compares_tiled_with_whole(tmp_path, image_folder, capsys):
+    assert asgn6.main(train_args(tmp_path, image_folder, '--epochs', 1, '--batch-size', 6, '--model', 'unet')) == 0
+    bench = load_script('benchmarks/bench_denoise.py')
+    argv = ['--checkpoint', tmp_path / 'out' / 'checkpoint.pt', '--sizes', 130, '--compare-size', 130,
+            '--data-dir', image_folder]
+    status, out, err = call_main(bench.main, argv, capsys)
+    assert status == 0, err
+    assert '| 130x130 | 0 |' in out and 'MiB |' in out
+    assert 'difference 0.0000 dB' in out

@@ -1,4 +1,5 @@
 """denoise.py with a checkpoint from a tiny CPU training run."""
+import dataclasses
 import re
 
 import numpy as np
@@ -9,9 +10,11 @@ from PIL import Image
 import asgn6
 import denoise
 import models
-from images import BandedNoise, add_noise, denoise_tiled, psnr, read_image, to_uint8
-from training import Streams
-from run_state import load_checkpoint, load_model, save_weights
+from dae.checkpoint import load_checkpoint
+from dae.trained import load_model, save_weights
+from dae.denoising import BandedNoise, TiledDenoiser, read_image, to_tensor, to_uint8
+from dae.images import add_noise, psnr
+from dae.latents import fitted_gaussian, noisy_codes, user_draws
 from conftest import call_main, train_args, write_images
 
 
@@ -77,17 +80,16 @@ def test_generate(tmp_path, capsys, trained, source):
 
 
 def test_latent_source_data_fits_the_codes_the_decoder_was_trained_on(trained):
-    from images import load_dataset, to_unit_range
-    from training import fitted_gaussian, noisy_codes
+    from dae.images import load_dataset, to_unit_range
     checkpoint, data = trained
     model, settings = load_model(checkpoint, torch.device('cpu'))
     images, _ = load_dataset(data.parent, 64)
     with torch.no_grad():
         clean = model.encode(to_unit_range(images)).double()
-    noisy = noisy_codes(model, images, 1.0, Streams(1).user_draws())
+    noisy = noisy_codes(model, images, 1.0, user_draws(1))
     assert not torch.allclose(noisy, clean, atol=1e-3)  # codes of noisy images, not of clean ones
-    assert torch.allclose(noisy_codes(model, images, 0.0, Streams(1).user_draws()), clean)  # the same encoder path
-    assert torch.allclose(noisy, noisy_codes(model, images, 1.0, Streams(1).user_draws()))  # one seeded noise draw
+    assert torch.allclose(noisy_codes(model, images, 0.0, user_draws(1)), clean)  # the same encoder path
+    assert torch.allclose(noisy, noisy_codes(model, images, 1.0, user_draws(1)))  # one seeded noise draw
     assert torch.allclose(fitted_gaussian(noisy).loc, noisy.mean(0))
 
 
@@ -104,7 +106,8 @@ def test_missing_or_incompatible_checkpoint_is_a_clear_error(tmp_path, capsys, t
     status, out, err = run(capsys, data / 'img000.png', '--checkpoint', tmp_path / 'nope.pt')
     assert status == 2 and 'no checkpoint there' in err
     state = load_checkpoint(checkpoint)
-    state['args']['latent_size'] = 32  # weights of a 16-dimensional code under a 32-dimensional model
+    config = state['config']  # weights of a 16-dimensional code under a 32-dimensional model
+    state['config'] = dataclasses.asdict(dataclasses.replace(config, model=dataclasses.replace(config.model, latent_size=32)))
     torch.save(state, tmp_path / 'other.pt')
     status, out, err = run(capsys, data / 'img000.png', '--checkpoint', tmp_path / 'other.pt')
     assert status == 2 and 'not a checkpoint of this models.py' in err and 'Traceback' not in err
@@ -143,6 +146,7 @@ class RecordingUNet(torch.nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.unet, self.sizes = models.build(name).eval(), []
+        self.tile_context = self.unet.tile_context
         for module in self.unet.modules():  # running statistics that are not the identity, as after training
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.2, 0.2)
@@ -159,9 +163,11 @@ def test_tiled_denoising_equals_the_whole_image_and_bounds_the_tile_size(capsys,
     pixels = np.random.default_rng(0).integers(0, 256, (150, 203, 3), dtype=np.uint8)
     whole = model(torch.from_numpy(pixels).permute(2, 0, 1).float().unsqueeze(0) / 255 * 2 - 1)
     model.sizes.clear()
-    progress = denoise.TileProgress('x.png', 20, first_after=0, every=0)
     margin = model.unet.tile_context
-    tiled = denoise_tiled(model, pixels, device=torch.device('cpu'), tile=48, margin=margin, progress=progress)
+    denoiser = TiledDenoiser(model, pixels, device=torch.device('cpu'))
+    denoiser.tile = 48
+    denoiser.progress = denoise.tile_progress('x.png', denoiser.tiles(), every=0)  # a line for every tile
+    tiled = np.concatenate([rows for rows, _ in denoiser.bands()])
     assert len(model.sizes) == 4 * 5 and max(h * w for h, w in model.sizes) <= (48 + 2 * margin) ** 2
     whole = to_uint8(whole[0]).permute(1, 2, 0).numpy()
     # a margin short of the receptive field changes pixels near every seam (at 24 px, 4 values here for the
@@ -171,7 +177,7 @@ def test_tiled_denoising_equals_the_whole_image_and_bounds_the_tile_size(capsys,
 
 
 def test_tiled_noise_is_the_same_whichever_tile_draws_it():
-    noise = BandedNoise(1.0, Streams(4680).noise_band, width=203)
+    noise = BandedNoise(1.0, lambda band: torch.Generator().manual_seed(band), width=203)
     clean = torch.zeros(3, 150, 203)
     whole = noise(clean, 0, 0)
     part = noise(clean[:, 70:140, 30:100], 70, 30)
@@ -209,9 +215,9 @@ def test_shipped_weights_are_half_size_give_the_same_images_and_are_used_before_
     weights.parent.mkdir()
     save_weights(weights, checkpoint, command='python asgn6.py --epochs 2')
     full, _ = load_model(checkpoint_path, torch.device('cpu'))
-    half, settings = load_model(weights, torch.device('cpu'))
-    assert settings['latent_size'] == 16 and weights.stat().st_size < 0.3 * checkpoint_path.stat().st_size
-    clean = read_image(data / 'img000.png', 64).unsqueeze(0)
+    half, config = load_model(weights, torch.device('cpu'))
+    assert config.model.latent_size == 16 and weights.stat().st_size < 0.3 * checkpoint_path.stat().st_size
+    clean = to_tensor(read_image(data / 'img000.png', 64)).unsqueeze(0)
     noisy = add_noise(clean, 1.0, torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert abs(psnr(half(noisy), clean) - psnr(full(noisy), clean)) < 0.01

@@ -4,6 +4,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -12,12 +13,13 @@ import torch
 from PIL import Image
 
 import asgn6
-import cli
+from dae import cli
 import denoise
 import models
-from images import find_images, load_dataset, psnr, to_unit_range
-from run_state import load_checkpoint
-from training import MeasuredSet, Streams, cosine_schedule, held_out_split, split_dataset, training_probe
+from dae.checkpoint import load_checkpoint
+from dae.images import find_images, load_dataset, psnr, to_unit_range
+from dae.machine import machine_name
+from dae.training import MeasuredSet, RunConfig, Streams, held_out_split, rate_factor, split_dataset
 from conftest import ROOT, call_main, train_args, write_images
 
 sys.path.insert(0, os.path.join(ROOT, 'experiments'))
@@ -57,11 +59,8 @@ def test_the_training_probe_is_as_many_fixed_training_images_as_are_held_out(tmp
     cpu = torch.device('cpu')
 
     def probe_of(seed):
-        train, train_paths, held_out = split_dataset(images, paths, val_split=0.2, noise_level=1.0,
-                                                     streams=Streams(seed), device=cpu)
-        probe = training_probe(train, train_paths, held_out.clean.size(0), noise_level=1.0, streams=Streams(seed),
-                               device=cpu)
-        return held_out, probe
+        split = split_dataset(images, paths, RunConfig(seed=seed, val_split=0.2), cpu)
+        return split.held_out, split.probe
 
     held_out, probe = probe_of(4680)
     assert len(probe.paths) == len(held_out.paths) == 6
@@ -111,8 +110,7 @@ def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, ca
 
 
 def test_the_cosine_schedule_falls_from_the_starters_rates_to_nearly_zero():
-    factor = cosine_schedule(100)
-    values = [factor(i) for i in range(1, 101)]
+    values = [rate_factor(RunConfig(lr_schedule='cosine'), i, 100) for i in range(1, 101)]
     assert values[0] == 1 and values[49] == pytest.approx(0.5, abs=0.02) and 0 < values[-1] < 0.001
     assert all(a > b for a, b in zip(values, values[1:]))
 
@@ -124,15 +122,15 @@ def test_the_residual_unet_trains_with_either_schedule_and_the_rates_follow_it(t
                                                         '--model', 'residual-unet', '--lr-schedule', schedule), capsys)
     assert status == 0, err
     checkpoint = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')
-    assert checkpoint['iteration'] == 6 and checkpoint['args']['lr_schedule'] == schedule
-    factor = cosine_schedule(6)(6) if schedule == 'cosine' else 1.0
+    assert checkpoint['iteration'] == 6 and checkpoint['config'].lr_schedule == schedule
+    factor = rate_factor(checkpoint['config'], 6, 6)
     for key, rate in (('encoder_optimizer', 1e-3), ('decoder_optimizer', 2e-3)):
         assert checkpoint[key]['param_groups'][0]['lr'] == pytest.approx(rate * factor, rel=1e-12)
     # the schedule is part of the run: resuming with the other one is refused
     other = 'constant' if schedule == 'cosine' else 'cosine'
     status, out, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 3, '--resume',
                                                         '--lr-schedule', other), capsys)
-    assert status == 2 and f'--lr-schedule {schedule}, not {other}' in err
+    assert status == 2 and f'--lr-schedule {schedule}, not --lr-schedule {other}' in err
 
 
 def load_experiments():
@@ -144,25 +142,29 @@ def load_experiments():
     return module
 
 
-def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_images(tmp_path, capsys):
-    write_images(tmp_path / 'data' / 'x', 20)
-    experiments = load_experiments()
-    argv = ['--data-dir', tmp_path / 'data', '--epochs', 1, '--out', tmp_path / 'results', '--only', 'spec',
-            '--filters', 'median', '--seeds', 4680, 4681, 4682]
-    status, out, err = call_main(experiments.main, argv, capsys)
-    assert status == 0, err
-    with open(tmp_path / 'results' / 'results.json') as f:
-        results = json.load(f)
+SMOKE = ('--epochs', 1, '--only', 'spec', '--filters', 'median', '--seeds', 4681, 4682)
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    """(data folder, results folder, results.json, printed output) of one small call: the spec model for one
+    epoch on two test seeds of 20 images, and the median filter."""
+    root = tmp_path_factory.mktemp('smoke')
+    write_images(root / 'data' / 'x', 20)
+    status = load_experiments().main([str(arg) for arg in ['--data-dir', root / 'data', '--out', root / 'results', *SMOKE]])
+    assert status == 0
+    return root / 'data', root / 'results', json.loads((root / 'results' / 'results.json').read_text())
+
+
+def test_networks_and_filters_are_scored_on_each_seeds_own_held_out_images(smoke):
+    data, _, results = smoke
     assert set(results) == {'epochs', 'development_seeds', 'networks', 'classical'}
     networks = results['networks']
-    assert [(row['name'], row['seed']) for row in networks] == [('spec', 4680), ('spec', 4681), ('spec', 4682)]
-    paths = find_images(tmp_path / 'data')
+    assert [(row['name'], row['seed']) for row in networks] == [('spec', 4681), ('spec', 4682)]
+    paths = find_images(data)
     for network in networks:
         assert network['held_out_images'] == 2 and network['train_images'] == 18
         assert network['iterations'] == 1 and network['saves_averaged'] == [1]  # 18 images at batch 32: one batch
-        for key in ('train_l1', 'train_psnr', 'held_out_l1', 'held_out_psnr', 'noisy_psnr', 'parameters',
-                    'last_save_psnr', 'self_ensemble_psnr'):
-            assert isinstance(network[key], (int, float)), key
         # the checkpoint's own measurement is the one asgn6.py wrote at that save (csv: 4 places)
         assert network['last_save_psnr'] == pytest.approx(network['held_out_psnr'], abs=1e-3)
         assert network['self_ensemble_psnr'] != network['last_save_psnr']
@@ -171,65 +173,76 @@ def test_experiments_smoke_run_networks_and_filters_share_each_seeds_held_out_im
                                                       'median + correction']
         assert [row['corrected'] for row in classical] == [False, True, False, True]
         assert all(row['held_out_set'] == network['held_out_set'] for row in classical)
-        assert classical[0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'], abs=1e-4)  # the same draw (csv: 4 places)
+        assert classical[0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'], abs=1e-4)  # the same draw
         assert classical[1]['held_out_psnr'] > classical[0]['held_out_psnr']  # the clamped noise's bias, undone
         # and that set is asgn6.py's own split of this folder with this seed
         held = held_out_split(len(paths), 0.1, Streams(network['seed']))[1].tolist()
         names = '\n'.join(os.path.basename(paths[i]) for i in held)
         assert network['held_out_set'] == hashlib.sha1(names.encode()).hexdigest()[:12]
-    assert len({network['held_out_set'] for network in networks}) == 3
-    table = (tmp_path / 'results' / 'results.md').read_text()
-    assert 'over 2 seeds (4681, 4682)' in table.splitlines()[0]  # the development seed 4680 is not reported
+    assert len({network['held_out_set'] for network in networks}) == 2
+
+
+def test_the_table_reports_the_test_seeds_only_and_names_the_machine(smoke):
+    _, results, _ = smoke
+    table = (results / 'results.md').read_text()
+    assert 'over 2 seeds (4681, 4682)' in table.splitlines()[0]
     rows = [line for line in table.splitlines() if line.startswith('| ')]
     assert len(rows) == 6  # header, spec, the noisy input and the median, each plain and corrected
     assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
-    assert f'Wall times (the mean of the seeds) measured on: {cli.machine_name()}.' in table.splitlines()[0]
-    assert Image.open(tmp_path / 'results' / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
-    assert "figure (split of seed 4681) rows: clean, noisy, spec, median + correction" in out
-    # a second call keeps the complete runs and their wall times
-    walls = json.loads((tmp_path / 'results' / 'wall.json').read_text())
-    status, out, err = call_main(experiments.main, argv, capsys)
+    assert f'Wall times (the mean of the seeds) measured on: {machine_name()}.' in table.splitlines()[0]
+    assert Image.open(results / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
+
+
+def test_a_run_without_its_checkpoint_is_scored_from_its_files_and_keeps_its_row(smoke, tmp_path, capsys):
+    shutil.copytree(smoke[1], tmp_path / 'copy')
+    (tmp_path / 'copy' / 'runs' / 'spec' / 'seed-4681' / 'checkpoint.pt').unlink()
+    status, out, err = call_main(load_experiments().main, ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE,
+                                                           '--skip-training'], capsys)
     assert status == 0, err
-    assert json.loads((tmp_path / 'results' / 'wall.json').read_text()) == walls
-    assert 'already complete' in (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'train.log').read_text()
-    # a run whose checkpoint is gone (made in an earlier session) is scored from its committed files alone:
-    # it is neither trained again nor are the filters run again, and its row is the same, the scores that
-    # need a checkpoint (its last save, with and without the self-ensemble) kept from the last results.json
-    (tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'checkpoint.pt').unlink()
-    status, out, err = call_main(experiments.main, argv, capsys)
-    assert status == 0, err
-    assert 'spec, seed 4681: already complete' in out and 'classical filters' not in out
-    assert json.loads((tmp_path / 'results' / 'results.json').read_text()) == results
-    assert "figure (split of seed 4682)" in out  # the next test seed whose checkpoints are there
-    # without any seed's checkpoints the figure is kept as it is, not redrawn with fewer rows
-    for seed in (4680, 4682):
-        (tmp_path / 'results' / 'runs' / 'spec' / f'seed-{seed}' / 'checkpoint.pt').unlink()
-    figure = (tmp_path / 'results' / 'denoised.png').read_bytes()
-    status, out, err = call_main(experiments.main, argv, capsys)
+    assert json.loads((tmp_path / 'copy' / 'results.json').read_text()) == smoke[2]  # last-save scores kept
+    assert 'classical filters' not in out  # the filters' rows kept too
+    assert (tmp_path / 'copy' / 'wall.json').read_text() == (smoke[1] / 'wall.json').read_text()
+    assert 'figure (split of seed 4682)' in out  # the next test seed whose checkpoints are there
+    for seed in (4682,):  # with none, the figure is kept as it is, not redrawn with fewer rows
+        (tmp_path / 'copy' / 'runs' / 'spec' / f'seed-{seed}' / 'checkpoint.pt').unlink()
+    figure = (tmp_path / 'copy' / 'denoised.png').read_bytes()
+    status, out, err = call_main(load_experiments().main, ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE,
+                                                           '--skip-training'], capsys)
     assert status == 0 and "denoised.png kept as it is: it needs a classical filter and the checkpoints of seed " \
         "4681's spec (spec missing)" in out
-    assert (tmp_path / 'results' / 'denoised.png').read_bytes() == figure
-    # one whose files say it stopped early is left out of the table, and named
-    losses = tmp_path / 'results' / 'runs' / 'spec' / 'seed-4681' / 'loss.txt'
-    losses.write_text('')
-    status, out, err = call_main(experiments.main, argv + ['--skip-training'], capsys)
+    assert (tmp_path / 'copy' / 'denoised.png').read_bytes() == figure
+
+
+def test_a_run_whose_files_say_it_stopped_early_is_left_out_and_named(smoke, tmp_path, capsys):
+    shutil.copytree(smoke[1], tmp_path / 'copy')
+    (tmp_path / 'copy' / 'runs' / 'spec' / 'seed-4681' / 'loss.txt').write_text('')
+    argv = ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE, '--skip-training']
+    status, out, err = call_main(load_experiments().main, argv, capsys)
     assert status == 0, err
     assert 'spec, seed 4681: not complete, so not in the table' in out
-    assert [row['seed'] for row in json.loads((tmp_path / 'results' / 'results.json').read_text())['networks']] == \
-        [4680, 4682]
+    assert [row['seed'] for row in json.loads((tmp_path / 'copy' / 'results.json').read_text())['networks']] == \
+        [4682]
+
+
+def test_the_tables_leave_out_the_development_seed_where_test_seeds_are_there():
+    experiments = load_experiments()
+    rows = [{'seed': 4680, 'name': 'a'}, {'seed': 4681, 'name': 'a'}, {'seed': 4682, 'name': 'a'}]
+    assert [row['seed'] for row in experiments.reported(rows)] == [4681, 4682]
+    assert experiments.reported(rows[:1]) == rows[:1]  # a development run alone is shown rather than nothing
 
 
 def test_a_save_right_after_a_two_image_batch_is_left_out_of_the_score():
-    from training import follows_short_batch
+    from dae.loss_stats import follows_short_batch
     # 674 training images at batch 32: 22 batches an epoch, the last of 2 images
     assert [i for i in range(1, 100) if follows_short_batch(i, 674, 32)] == [22, 44, 66, 88]
     assert not any(follows_short_batch(i, 749, 32) for i in range(1, 100))  # a last batch of 13
     assert not any(follows_short_batch(i, 640, 32) for i in range(1, 100))  # no short batch
+    assert not any(follows_short_batch(i, 673, 32) for i in range(1, 100))  # a last image alone is skipped, not trained
 
 
 def test_wall_times_name_the_machines_they_were_measured_on(monkeypatch):
     experiments = load_experiments()
-    monkeypatch.setattr(cli, 'machine_name', lambda: 'B')
+    monkeypatch.setattr(experiments, 'machine_name', lambda: 'B')
     assert experiments.add_timing(None, 10.0) == {'seconds': 10.0, 'machine': 'B'}
     assert experiments.add_timing({'seconds': 5.0, 'machine': 'A'}, 10.0) == {'seconds': 15.0, 'machine': 'A + B'}
     rows = [{'seed': 1, 'machine': 'A'}, {'seed': 2, 'machine': 'B'}, {'seed': 3, 'machine': 'B'}]
@@ -275,7 +288,7 @@ def test_the_parameter_grid_grows_until_the_choice_lies_inside_it():
 
 
 def test_the_intensity_correction_undoes_the_clamped_noise_bias_on_white():
-    from images import add_noise
+    from dae.images import add_noise
     white = torch.ones(4, 3, 16, 16)
     noisy = add_noise(white, 1.0, torch.Generator().manual_seed(0))
     assert noisy.mean().item() == pytest.approx(0.75, abs=0.02)  # uniform in [0, 2] below 1, clamped to 1
@@ -299,7 +312,7 @@ def test_numpy_filters_match_scipy():
 
 
 def test_augmentation_shows_each_image_as_one_of_its_eight_symmetries_drawn_anew_for_every_iteration():
-    from training import symmetries
+    from dae.training import symmetries
     torch.manual_seed(0)
     batch = torch.rand(64, 3, 5, 5)
     streams = Streams(4680)
@@ -331,4 +344,4 @@ def test_an_augmented_run_resumes_exactly_and_only_as_an_augmented_run(tmp_path,
     status, out, err = call_main(asgn6.main, train_args(tmp_path / 'plain', image_folder, '--epochs', 4,
                                                         '--batch-size', 4, '--model', 'unet', '--augment', '--resume'),
                                  capsys)
-    assert status == 2 and '--augment False, not True' in err
+    assert status == 2 and 'trained with --augment False, not --augment' in err

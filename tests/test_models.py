@@ -1,24 +1,33 @@
 """The spec'd models: sizes (the course's checker, run under pytest too), the architecture we read, and Q1."""
+import os
+import re
+
+import pytest
 import torch
 from torch import nn
 
 from check_models import TestDecoder, TestEncoder  # noqa: F401  (pytest collects the course-style size tests)
 from models import AutoEncoder, Decoder, Encoder, count_parameters
+from conftest import ROOT
 
 
-def test_q1a_conv2d_output_size():
-    layer = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1)
-    assert tuple(layer(torch.zeros(32, 3, 64, 64)).shape) == (32, 16, 64, 64)
+def report_answer(part):
+    """The answer report.md gives to Q1 (a)-(d), in bold after its derivation."""
+    text = open(os.path.join(ROOT, 'report', 'report.md')).read()
+    paragraph = text.split(f'**({part})**', 1)[1].split('\n\n', 1)[0]
+    return re.findall(r'\*\*([^*]+)\*\*', paragraph)[0]
 
 
-def test_q1b_conv_transpose_from_1x1():
-    layer = nn.ConvTranspose2d(128, 128, kernel_size=3, stride=1, padding=0)
-    assert tuple(layer(torch.zeros(32, 128, 1, 1)).shape) == (32, 128, 3, 3)
+@pytest.mark.parametrize('part, layer, input_shape', [
+    ('a', nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1), (32, 3, 64, 64)),
+    ('b', nn.ConvTranspose2d(128, 128, kernel_size=3, stride=1, padding=0), (32, 128, 1, 1)),
+    ('c', nn.ConvTranspose2d(64, 32, kernel_size=5, stride=2, padding=0), (32, 64, 31, 31))])
+def test_the_reports_q1_output_sizes_are_what_the_layers_give(part, layer, input_shape):
+    assert report_answer(part) == str(tuple(layer(torch.zeros(input_shape)).shape))
 
 
-def test_q1c_strided_conv_transpose():
-    layer = nn.ConvTranspose2d(64, 32, kernel_size=5, stride=2, padding=0)
-    assert tuple(layer(torch.zeros(32, 64, 31, 31)).shape) == (32, 32, 65, 65)
+def test_the_reports_q1_parameter_count_is_what_the_layer_has():
+    assert report_answer('d') == str(count_parameters(nn.Conv2d(3, 16, kernel_size=3)))
 
 
 def test_q1d_conv2d_parameter_count():

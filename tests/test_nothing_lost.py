@@ -12,11 +12,11 @@ from PIL import Image
 
 import asgn6
 import denoise
-import images
+from dae import images
 import plot_loss
 from conftest import ROOT, call_main, train_args, write_images
-from files import LOCK_NAME
-from run_state import load_checkpoint
+from dae.checkpoint import load_checkpoint
+from dae.run_folder import LOCK_NAME
 
 TINY = ('--latent-size', 16, '--batch-size', 4, '--log-interval', 1)
 
@@ -44,7 +44,8 @@ def test_a_fresh_run_into_another_runs_folder_is_refused_and_overwrite_replaces_
     status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY,
                                                             '--overwrite'), capsys)
     assert status == 0, err
-    assert sorted(os.listdir(out)) == ['checkpoint.pt', 'loss.txt', 'novel-000003.png', 'sample-000003.png']
+    assert sorted(set(os.listdir(out)) - {LOCK_NAME}) == ['checkpoint.pt', 'loss.txt', 'novel-000003.png',
+                                                          'sample-000003.png']
     assert load_checkpoint(out / 'checkpoint.pt')['iteration'] == 3
 
 
@@ -63,26 +64,25 @@ def test_a_loss_file_of_another_run_is_protected_too(tmp_path, capsys, image_fol
 
 # ----------------------------------------------------------------------------- one run at a time in a folder
 
-def test_a_run_is_refused_while_another_holds_the_folder_and_a_dead_ones_lock_is_taken_over(tmp_path, capsys,
-                                                                                            image_folder):
+def test_a_run_is_refused_while_another_holds_the_folder_and_a_killed_ones_lock_is_free(tmp_path, capsys,
+                                                                                        image_folder):
     out = tmp_path / 'out'
     out.mkdir()
-    (out / LOCK_NAME).write_text(f'{os.getpid()}\n')  # a live process: this one
+    holder = subprocess.Popen([sys.executable, '-c', 'import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); '
+                               'print("held", flush=True); time.sleep(60)', str(out / LOCK_NAME)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == 'held'
     status, _, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
-    assert status == 2 and f'another run (process {os.getpid()})' in one_error_line(err)
+    assert status == 2 and 'another run is writing there' in one_error_line(err)
     assert os.listdir(out) == [LOCK_NAME]
-
-    gone = subprocess.Popen([sys.executable, '-c', 'pass'])
-    gone.wait()
-    (out / LOCK_NAME).write_text(f'{gone.pid}\n')
+    holder.kill()  # kill -9: the operating system releases its lock
+    holder.wait()
     status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
     assert status == 0, err
-    assert f'taking over the lock of process {gone.pid}' in printed
-    assert not (out / LOCK_NAME).exists()  # released at the end
 
 
 def test_two_runs_started_together_one_is_refused(tmp_path, image_folder):
-    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder, '--epochs', 4,
+    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder, '--epochs', 2,
                                                                         *map(str, TINY))]
     runs = [subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
@@ -90,7 +90,7 @@ def test_two_runs_started_together_one_is_refused(tmp_path, image_folder):
     assert sorted(code for code, _ in results) == [0, 2], results
     refused = next(err for code, err in results if code == 2)
     assert 'another run' in refused or 'holds another run' in refused
-    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 12
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 6
 
 
 # ----------------------------------------------------------------------------- resuming
@@ -103,7 +103,7 @@ def test_resume_takes_the_paths_and_settings_it_is_not_given_from_the_checkpoint
     assert call_main(asgn6.main, first, capsys)[0] == 0
     status, printed, err = call_main(asgn6.main, ['--output-dir', 'x', '--epochs', 2, '--resume'], capsys)
     assert status == 0, err
-    assert '--loss-file x/losses.txt' in printed and f'--data-dir {image_folder}' in printed
+    assert 'loss_file=x/losses.txt' in printed  # found beside the checkpoint, as the first run named it
     assert '--latent-size 16' in printed and '--save-interval 2' in printed
     assert not (tmp_path / 'loss.txt').exists()
     assert len((tmp_path / 'x' / 'losses.txt').read_text().splitlines()) == 6
@@ -126,7 +126,7 @@ def test_the_printed_resume_command_pastes_into_a_shell_for_any_path(tmp_path, i
     odd = tmp_path / "a b'c \u00e9"
     os.rename(image_folder, odd)
     argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', str(odd), '--output-dir', str(odd / 'out'),
-            '--loss-file', str(odd / 'out' / 'loss.txt'), '--epochs', 10, *TINY]
+            '--loss-file', str(odd / 'out' / 'loss.txt'), '--epochs', 4, *TINY]
     env = {**os.environ, 'PYTHONUNBUFFERED': '1',
            'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
     process = subprocess.Popen(list(map(str, argv)), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -141,7 +141,7 @@ def test_the_printed_resume_command_pastes_into_a_shell_for_any_path(tmp_path, i
     assert command.startswith('python ') and '--resume' in command and shlex.split(command)[3] == str(odd)
     resumed = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr
-    assert len((odd / 'out' / 'loss.txt').read_text().splitlines()) == 30
+    assert len((odd / 'out' / 'loss.txt').read_text().splitlines()) == 12
 
 
 # ----------------------------------------------------------------------------- what gets created, and its mode
@@ -153,7 +153,7 @@ def test_artefacts_get_the_mode_a_plain_open_would_give(tmp_path, capsys, image_
         assert call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)[0] == 0
     finally:
         os.umask(old)
-    files = sorted((tmp_path / 'out').iterdir())
+    files = sorted(path for path in (tmp_path / 'out').iterdir() if path.name != LOCK_NAME)
     assert len(files) == 4
     assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {path.name: oct(mode) for path in files}
 
@@ -202,7 +202,7 @@ def test_decoding_says_in_one_line_when_an_image_is_very_large_or_animated(tmp_p
 def test_plot_loss_save_problems_are_one_line_errors_with_status_2(tmp_path, capsys, monkeypatch):
     losses = tmp_path / 'loss.txt'
     losses.write_text(''.join(f'{0.5 - i / 100}\n' for i in range(24)))
-    for save, words in ((tmp_path / 'nonexistent' / 'x.png', 'no such folder'),
+    for save, words in ((losses / 'x.png', 'is a file, not a folder'),
                         (tmp_path / 'loss.xyz', "unknown figure format 'xyz'")):
         status, out, err = call_main(plot_loss.main, [losses, '--save', save], capsys)
         assert status == 2 and words in one_error_line(err, 'plot_loss.py')
@@ -210,6 +210,8 @@ def test_plot_loss_save_problems_are_one_line_errors_with_status_2(tmp_path, cap
     monkeypatch.setenv('MPLBACKEND', 'agg')  # what a machine without a display gets
     status, out, err = call_main(plot_loss.main, [losses], capsys)
     assert status == 2 and '--save' in one_error_line(err, 'plot_loss.py')
+    status, out, err = call_main(plot_loss.main, [losses, '--save', tmp_path / 'new' / 'x.png'], capsys)
+    assert status == 0 and (tmp_path / 'new' / 'x.png').exists()  # a missing folder is made, as asgn6.py makes its own
     status, out, err = call_main(plot_loss.main, [tmp_path / 'missing.txt', '--save', tmp_path / 'x.png'], capsys)
     assert status == 2 and 'missing.txt' in one_error_line(err, 'plot_loss.py')
 
@@ -237,12 +239,32 @@ def test_bad_input_is_status_2_in_every_script(tmp_path, capsys):
     assert not (tmp_path / 'd').exists()
 
 
-def test_a_checkpoint_from_before_memory_formats_resumes_in_the_contiguous_format(tmp_path, capsys, image_folder):
-    argv = train_args(tmp_path, image_folder, '--epochs', 1, '--memory-format', 'contiguous', *TINY)
-    assert call_main(asgn6.main, argv, capsys)[0] == 0
-    checkpoint = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')
-    del checkpoint['args']['memory_format']  # as the code before --memory-format wrote it
-    torch.save(checkpoint, tmp_path / 'out' / 'checkpoint.pt')
-    status, printed, err = call_main(asgn6.main, ['--output-dir', tmp_path / 'out', '--epochs', 2, '--resume'], capsys)
+def test_a_checkpoint_of_the_command_line_format_resumes_exactly_with_its_config(tmp_path, capsys, image_folder):
+    """Format 1 stored every flag as 'args', paths and per-call flags too; upgrade() turns it into a RunConfig."""
+    uninterrupted = train_args(tmp_path / 'a', image_folder, '--epochs', 2, *TINY)
+    assert call_main(asgn6.main, uninterrupted, capsys)[0] == 0
+    first = train_args(tmp_path / 'b', image_folder, '--epochs', 1, *TINY)
+    assert call_main(asgn6.main, first, capsys)[0] == 0
+    path = tmp_path / 'b' / 'out' / 'checkpoint.pt'
+    checkpoint = load_checkpoint(path)
+    args = {**checkpoint.pop('config').flat(), 'data_dir': str(image_folder), 'output_dir': str(path.parent),
+            'loss_file': str(path.parent / 'loss.txt'), 'device': 'cpu', 'compile': False, 'resume': None,
+            'overwrite': False}
+    del checkpoint['format'], checkpoint['loss_file']
+    torch.save({**checkpoint, 'args': args}, path)
+    status, printed, err = call_main(asgn6.main, ['--data-dir', image_folder, '--epochs', 2, '--resume', path], capsys)
     assert status == 0, err
-    assert '--memory-format contiguous' in printed.splitlines()[0]
+    assert (tmp_path / 'b' / 'out' / 'loss.txt').read_bytes() == (tmp_path / 'a' / 'out' / 'loss.txt').read_bytes()
+    saved = torch.load(path, weights_only=True)
+    assert 'args' not in saved and saved['loss_file'] == 'loss.txt' and saved['config']['model']['latent_size'] == 16
+
+
+def test_asgn6_debug_shows_the_traceback_a_maintainer_needs(tmp_path, monkeypatch):
+    from dae.cli import UsageError, report_errors
+    monkeypatch.setenv('ASGN6_DEBUG', '1')
+    with pytest.raises(UsageError, match='--data-dir .*none: no such folder'):
+        asgn6.main(['--data-dir', tmp_path / 'none', '--output-dir', tmp_path / 'out'])
+    with pytest.raises(FileNotFoundError):  # the machine's errors too, which are one line without it
+        report_errors('x', lambda: open(tmp_path / 'nope'))
+    monkeypatch.delenv('ASGN6_DEBUG')
+    assert report_errors('x', lambda: open(tmp_path / 'nope')) == 1

@@ -48,7 +48,7 @@ def test_the_reports_latent_statistics_are_what_the_shipped_weights_give(tmp_pat
 
 def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
     import make_figures
-    from run_state import Validation
+    from dae.checkpoint import Validation
     # 5 iterations per epoch, a save every 2: the saves at 10 and 20 follow an epoch's last batch
     psnrs = {2: 10.0, 4: 11.0, 6: 12.0, 8: 13.0, 10: 11.0, 12: 14.0, 14: 15.0, 16: 16.0, 18: 17.0, 20: 16.0}
     rows = [Validation(i, 0.1, p, 9.0, 0.1, p + 1, 9.0) for i, p in psnrs.items()]
@@ -113,14 +113,21 @@ def test_the_shipped_denoiser_scores_what_its_run_recorded():
     import json
     import torch
     import models
-    import training
-    from run_state import load_model
-    model, settings = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
-    assert not any(isinstance(value, str) and value.startswith('/') for value in settings.values())  # no machine paths
-    held_out, _, _ = training.split_of_run(settings, data_dir=os.path.join(ROOT, 'data'))
+    from dae import training
+    from dae.trained import load_model, split_of_run
+    model, config = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
+    split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
     with open(os.path.join(ROOT, 'experiments', 'results', 'results.json')) as f:
         row = next(row for row in json.load(f)['networks'] if row['name'] == 'residual-unet+cosine+mse+augment-160ep'
-                   and row['seed'] == settings['seed'])
+                   and row['seed'] == config.seed)
     # half-precision weights, and another CPU class rounds the network's floats differently: a hundredth of a dB
     for net, key in ((model, 'last_save_psnr'), (models.SelfEnsemble(model), 'self_ensemble_psnr')):
-        assert training.evaluate(net, held_out.clean, held_out.noisy)[1] == pytest.approx(row[key], abs=0.02)
+        assert training.evaluate(net, split.held_out)[1] == pytest.approx(row[key], abs=0.02)
+
+
+@pytest.mark.parametrize('name', ['spec.pt', 'residual-unet.pt'])
+def test_the_shipped_weights_name_no_folder_of_the_machine_that_trained_them(name):
+    with open(os.path.join(ROOT, 'weights', name), 'rb') as f:
+        content = f.read()
+    for prefix in (b'/home/', b'/root/', b'/tmp/', b'/work/', b'/Users/', b'experiments/results/runs'):
+        assert prefix not in content, prefix

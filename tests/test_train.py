@@ -13,7 +13,9 @@ from PIL import Image
 import asgn6
 import models
 import plot_loss
-from run_state import centred_average, convergence_stats, load_checkpoint, load_model, moving_average
+from dae.checkpoint import load_checkpoint
+from dae.trained import load_model
+from dae.loss_stats import centred_average, convergence_stats, moving_average
 from conftest import ROOT, train_args, write_images
 
 
@@ -35,16 +37,16 @@ def test_short_run_writes_every_artefact(tmp_path, image_folder):
     assert (out / 'sample-000009.png').exists() and (out / 'novel-000009.png').exists()  # the last iteration
     checkpoint = load_checkpoint(out / 'checkpoint.pt')
     assert checkpoint['iteration'] == 9 and checkpoint['losses'] == losses
-    model, settings = load_model(out / 'checkpoint.pt', torch.device('cpu'))
-    assert settings['latent_size'] == 16 and isinstance(model, models.AutoEncoder) and not model.training
+    model, config = load_model(out / 'checkpoint.pt', torch.device('cpu'))
+    assert config.model.latent_size == 16 and isinstance(model, models.AutoEncoder) and not model.training
 
 
 def test_loss_falls_on_a_tiny_fixed_dataset(tmp_path):
     data = write_images(tmp_path / 'data' / 'x', 8)
-    args = train_args(tmp_path, data, '--epochs', 50, '--batch-size', 8, '--latent-size', 32, '--save-interval', 1000)
+    args = train_args(tmp_path, data, '--epochs', 30, '--batch-size', 8, '--latent-size', 32, '--save-interval', 1000)
     assert asgn6.main(args) == 0
     losses = read_losses(tmp_path / 'out' / 'loss.txt')
-    assert len(losses) == 50
+    assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
 
 
@@ -90,16 +92,19 @@ def load_script(path):
     return module
 
 
-@pytest.mark.parametrize('script, expected', [('asgn6.py', 22), ('denoise.py', 12), ('plot_loss.py', 6),
-                                              (os.path.join('experiments', 'run_experiments.py'), 8),
-                                              (os.path.join('benchmarks', 'bench_train.py'), 8),
-                                              (os.path.join('benchmarks', 'bench_denoise.py'), 5)])
-def test_help_documents_every_flag_with_its_default(script, expected, capsys):
+@pytest.mark.parametrize('script', ['asgn6.py', 'denoise.py', 'plot_loss.py',
+                                    os.path.join('experiments', 'run_experiments.py'),
+                                    os.path.join('benchmarks', 'bench_train.py'),
+                                    os.path.join('benchmarks', 'bench_data.py'),
+                                    os.path.join('benchmarks', 'bench_denoise.py')])
+def test_help_documents_every_flag_with_its_default(script, capsys):
     with pytest.raises(SystemExit) as exit_:
         load_script(script).main(['--help'])
     assert exit_.value.code == 0
     entries = {flag: text for flag, text in help_entries(capsys.readouterr().out).items() if flag != '-h'}
-    assert len(entries) == expected, sorted(entries)
+    source = open(os.path.join(ROOT, script)).read()
+    declared = set(re.findall(r"add_argument\('(--[a-z0-9-]+)'", source)) | ({'--device'} if 'add_device_flag' in source else set())
+    assert declared and declared == set(entries), (script, declared ^ set(entries))  # every flag is in the help
     for flag, text in entries.items():
         assert 'default' in text, (script, flag)
 
@@ -130,3 +135,39 @@ def test_the_centred_average_does_not_lag_a_falling_curve():
     np.testing.assert_allclose(centred_average(falling, 11)[5:-5], falling[5:-5])  # a straight line is kept
     np.testing.assert_allclose(centred_average(np.array([1.0, 3.0, 5.0, 7.0]), 3), [2, 3, 5, 6])  # fewer at the ends
     assert (moving_average(falling, 11)[10:] > falling[10:]).all()  # what a trailing mean does: sits above
+
+
+def test_the_first_losses_of_a_tiny_seeded_run_are_pinned(tmp_path, image_folder):
+    """A change to the random streams (training.Streams), the split, the batch order or the step shows here.
+    The first loss is the same on every CPU class; later ones differ between classes in the last digits."""
+    assert asgn6.main(train_args(tmp_path, image_folder, '--epochs', 2, '--batch-size', 4, '--latent-size', 16)) == 0
+    losses = read_losses(tmp_path / 'out' / 'loss.txt')
+    assert losses[0] == 0.9298922419548035
+    assert losses[1:] == pytest.approx([0.9148007035255432, 0.8199610710144043, 0.7448695302009583,
+                                        0.7280918955802917, 0.6894538998603821], rel=1e-4)
+
+
+def test_plot_loss_starts_without_torch():
+    result = subprocess.run([sys.executable, '-X', 'importtime', os.path.join(ROOT, 'plot_loss.py'), '--help'],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and 'usage' in result.stdout
+    imported = [line.split('|')[-1].strip() for line in result.stderr.splitlines() if line.startswith('import time')]
+    assert 'numpy' in imported and not [name for name in imported if name.split('.')[0] == 'torch']
+
+
+def test_no_function_takes_more_than_six_parameters():
+    """A function that needs more is missing an object (a config, a job); up_block keeps the columns of the
+    assignment's table."""
+    import ast
+    import subprocess as sp
+    files = sp.run(['git', 'ls-files', '*.py'], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    files += [os.path.join('dae', name) for name in os.listdir(os.path.join(ROOT, 'dae')) if name.endswith('.py')]
+    crowded = []
+    for path in sorted(set(files)):
+        for node in ast.walk(ast.parse(open(os.path.join(ROOT, path)).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg] if a]
+                if len([name for name in names if name not in ('self', 'cls')]) > 6 and node.name != 'up_block':
+                    crowded.append(f'{path}:{node.lineno} {node.name}')
+    assert crowded == []

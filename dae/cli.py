@@ -1,0 +1,153 @@
+"""Command-line conventions of every script: flag types, the device, stopping on a signal, and one
+mapping from an error to a one-line message and an exit status (2 bad input, 1 failure during the
+work, 128 + N on signal N).  ASGN6_DEBUG=1 re-raises instead, with the traceback.
+"""
+import argparse
+import contextlib
+import math
+import os
+import shlex
+import signal
+import sys
+import time
+
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 128 + 2  # 128 + SIGINT
+
+
+class UsageError(Exception):
+    """A problem with what the user gave: exit status 2."""
+
+
+class Failure(Exception):
+    """The work itself went wrong (for example the loss diverged): exit status 1."""
+
+
+def positive_int(minimum=1):
+    """An argparse type: an integer of at least `minimum`."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}')
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+    return parse
+
+
+def bounded_float(accept, requirement):
+    """An argparse type: a finite float for which accept(value) holds."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected a number, got {text!r}')
+        if not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f'{requirement}, got {text}')
+        return value
+    return parse
+
+
+positive_float = bounded_float(lambda value: value > 0, 'must be positive')
+fraction = bounded_float(lambda value: 0 <= value < 1, 'must be at least 0 and below 1')
+
+
+def add_device_flag(parser):
+    parser.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda', 'mps'],
+                        help='auto picks cuda, then mps, then cpu (default: auto)')
+
+
+def choose_device(name):
+    """cuda, then mps, then cpu for 'auto'; an explicit choice that is not available is an error."""
+    import torch  # here: plot_loss.py uses this module and needs no torch
+    available = {'cpu': True, 'cuda': torch.cuda.is_available(),
+                 'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
+    if name == 'auto':
+        name = next(kind for kind in ('cuda', 'mps', 'cpu') if available[kind])
+    if not available[name]:
+        raise UsageError(f'--device {name}: not available on this machine (try --device auto)')
+    return torch.device(name)
+
+
+def shell_command(script, argv):
+    """The command line that repeats `script argv`, quoted to paste into a shell."""
+    return shlex.join(['python', script, *argv])
+
+
+class StopRequest:
+    """SIGINT / SIGTERM become a flag that a loop reads between steps; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signum, self.previous = None, {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f'\n{signal.Signals(signum).name}: stopping after this iteration (again to stop at once)', flush=True)
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def report_errors(prog, work, interrupted='stopped'):
+    """Run work(); what goes wrong becomes one line on stderr and the exit status of the convention.
+    An OSError or MemoryError is the machine's (a full disk, too little memory); ASGN6_DEBUG=1 shows
+    the traceback of any of them."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        if os.environ.get('ASGN6_DEBUG'):
+            raise
+        print(f'\n{prog}: {interrupted}', file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, Failure, OSError, MemoryError) as error:
+        if os.environ.get('ASGN6_DEBUG'):
+            raise
+        print(f'{prog}: error: {describe(error)}', file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
+
+
+def describe(error):
+    if isinstance(error, MemoryError):
+        return 'out of memory'
+    if isinstance(error, OSError) and error.strerror:
+        return f'{error.filename}: {error.strerror}' if error.filename else error.strerror
+    return str(error)
+
+
+class Progress:
+    """Items done against a total: the smoothed seconds per item and the time left, for every progress line
+    (training iterations, decoded images, denoised tiles); `every` seconds apart when asked with due()."""
+
+    def __init__(self, total, done=0, every=0.0):
+        self.total, self.every = total, every
+        self.last_time, self.last_done, self.per_item = time.perf_counter(), done, None
+        self.next_line = self.last_time + every
+
+    def due(self, done):
+        return time.perf_counter() >= self.next_line and done < self.total
+
+    def update(self, done):
+        """(seconds per item, time left as H:MM:SS); the first interval includes start-up, later ones are smoothed."""
+        now = time.perf_counter()
+        recent = (now - self.last_time) / max(done - self.last_done, 1)
+        self.per_item = recent if self.per_item is None else 0.7 * self.per_item + 0.3 * recent
+        self.last_time, self.last_done, self.next_line = now, done, now + self.every
+        left = int(round(self.per_item * (self.total - done)))
+        return self.per_item, f'{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}'
+
+
+@contextlib.contextmanager
+def about(flag):
+    """The library's errors inside, worded for the user: prefixed with the flag whose value caused them."""
+    try:
+        yield
+    except UsageError as error:
+        raise UsageError(f'{flag} {error}') from None

@@ -1,0 +1,20 @@
+"""The machine a measurement ran on: floats and speed-ups differ between CPU classes (AVX2 only, or
+AVX-512 with or without AVX512-BF16), so every timing and result names it."""
+import os
+import platform
+import re
+
+
+def machine_name():
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            text = f.read()
+        cpu = re.search(r'model name\s*: (.*)', text).group(1)
+        flags = re.search(r'flags\s*: (.*)', text).group(1).split()
+        cpu += ', AVX-512' + (' with AVX512-BF16' if 'avx512_bf16' in flags else '') if 'avx512f' in flags else \
+            ', AVX2 only' if 'avx2' in flags else ''
+    except (OSError, AttributeError):
+        pass
+    return f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}'
