@@ -11,12 +11,17 @@ continues from.  Ctrl-C stops cleanly after the current iteration.
     python asgn6.py                      # 500 epochs on data/pokemon (the README says how long)
     python asgn6.py --resume             # carry on an interrupted run
 """
+import signal
+import sys
+
+if __name__ == '__main__':  # Ctrl-C while torch loads: status 130, no traceback (report_errors restores Ctrl-C)
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
+
 import argparse
 import contextlib
 import dataclasses
 import os
 import shlex
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +37,8 @@ from dae.training import MEMORY_FORMATS, RunConfig, Streams
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, allow_abbrev=False,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data-dir', default='data', help='folder of training images, sub-folders included (the '
                    "course's data/pokemon/*.png, or a flat folder); resized and centre-cropped (default: data)")
     p.add_argument('--image-size', type=cli.positive_int(), default=64, help='side of the training images; the '
@@ -98,14 +104,17 @@ def parse_args(argv):
 
 
 def as_flag(key, value):
+    """A setting as its flag on the command line: '--augment', 'no --augment', '--data-dir my\\ folder'."""
     name = '--' + key.replace('_', '-')
-    return name if value is True else f'{name} {shlex.quote(str(value))}'
+    return name if value is True else f'no {name}' if value is False else f'{name} {shlex.quote(str(value))}'
 
 
 def resumed(config, where, given):
     """(config, where, checkpoint) of a resumed run: what was not given comes from the checkpoint, and the
     output folder and loss file are found from the checkpoint's own place."""
     path = os.path.join(where.output_dir, CHECKPOINT_NAME) if where.resume == 'auto' else where.resume
+    if os.path.isdir(path):  # a run's folder stands for its checkpoint
+        path = os.path.join(path, CHECKPOINT_NAME)
     with cli.about('--resume'):
         checkpoint = load_checkpoint(path)
     if checkpoint.get('weights_only'):
@@ -114,8 +123,8 @@ def resumed(config, where, given):
     saved, mine = checkpoint['config'].flat(), config.flat()
     for key in checkpoint['config'].must_match():
         if key in given and mine[key] != saved[key]:
-            raise cli.UsageError(f'--resume: the checkpoint was trained with {as_flag(key, saved[key])}, '
-                                 f'not {as_flag(key, mine[key])}')
+            raise cli.UsageError(f'--resume: the checkpoint\'s run has {as_flag(key, saved[key])}; this one has '
+                                 f'{as_flag(key, mine[key])}')
     taken = {key: value for key, value in saved.items() if key not in given and value != mine[key]}
     if taken:
         print('from the checkpoint: ' + ' '.join(as_flag(key, value) for key, value in taken.items()))
@@ -124,14 +133,19 @@ def resumed(config, where, given):
         places['output_dir'] = folder
     if 'loss_file' not in given and 'loss_file' in checkpoint:
         places['loss_file'] = os.path.normpath(os.path.join(folder, checkpoint['loss_file']))
-    config = RunConfig.from_flat({**saved, **{key: mine[key] for key in given if key in mine}})
-    return config, dataclasses.replace(where, **places), checkpoint
+    config, where = RunConfig.from_flat({**saved, **{key: mine[key] for key in given if key in mine}}), \
+        dataclasses.replace(where, **places)
+    print(f'resuming {path}: grids and checkpoint to {where.output_dir}, losses to {where.loss_file}')
+    return config, where, checkpoint
 
 
 def load_data(config, where, device):
     """(the run's Split, with its training images on the device; the number of images found), checked."""
+    inside = os.path.realpath(where.output_dir).startswith(os.path.realpath(where.data_dir) + os.sep)
+    if inside:
+        print(f'note: --output-dir {where.output_dir} is inside --data-dir {where.data_dir}: its images are left out')
     with cli.about('--data-dir'):
-        images, paths = load_dataset(where.data_dir, config.model.image_size)
+        images, paths = load_dataset(where.data_dir, config.model.image_size, skip=[where.output_dir] if inside else [])
     split = training.split_dataset(images, paths, config, device)
     if split.train.size(0) < 2:
         raise cli.UsageError(f'--val-split {config.val_split}: leaves {split.train.size(0)} training image(s); need 2')
@@ -149,7 +163,13 @@ def start_state(config, checkpoint, device, num_images):
     """The model and optimisers, freshly seeded, or as the checkpoint left them."""
     streams = Streams(config.seed)
     streams.seed_weights()
-    model, optimizers = training.build(config, device)
+    try:
+        model, optimizers = training.build(config, device)
+    except RuntimeError as error:  # torch's way of saying that a tensor does not fit
+        if 'allocate' not in str(error):
+            raise
+        raise cli.UsageError(f'--latent-size {config.model.latent_size}: the {config.model.name} model does not fit '
+                             f'in memory ({str(error).splitlines()[0]})') from None
     state = TrainingState(model, optimizers, streams.training_noise(device))
     if checkpoint is not None:
         if checkpoint['num_images'] != num_images:
@@ -268,8 +288,14 @@ def last_good_save_kept(loss_file):
         raise cli.Failure(f'{error}; training stopped. {loss_file} and the checkpoint hold the last good save')
 
 
+EMBEDDED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+
+
 def run(config, where, given, argv):
     device = cli.choose_device(where.device)
+    if 'data_dir' not in given and not os.path.isdir(where.data_dir) and os.path.isdir(EMBEDDED_DATA):
+        print(f'note: no folder {where.data_dir} here; training on the embedded images in {EMBEDDED_DATA}')
+        where = dataclasses.replace(where, data_dir=EMBEDDED_DATA)
     checkpoint = None
     if where.resume:
         config, where, checkpoint = resumed(config, where, given)
@@ -308,9 +334,12 @@ def run(config, where, given, argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     config, where, given = parse_args(argv)
-    # a second Ctrl-C stops at once; the last periodic save stands
-    return cli.report_errors('asgn6.py', lambda: run(config, where, given, argv),
-                             interrupted=f'stopped at once; {where.loss_file} and the checkpoint hold the last save')
+
+    def interrupted():  # by a second Ctrl-C, or one before training began
+        if where.resume or os.path.exists(os.path.join(where.output_dir, CHECKPOINT_NAME)):
+            return f'stopped at once; {where.loss_file} and the checkpoint hold the last save'
+        return 'stopped before the first save; nothing was saved'
+    return cli.report_errors('asgn6.py', lambda: run(config, where, given, argv), interrupted)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@
 
 Passing says the sizes are right, not that the model is: a wrong activation has the right size too.
 """
+import sys
 import unittest
 
 import torch
@@ -72,4 +73,7 @@ class TestDecoder(SizeTestCase):
 
 
 if __name__ == '__main__':
+    if {'-h', '--help'} & set(sys.argv[1:]):  # unittest's own help would list its options, not what this checks
+        print(__doc__.strip() + "\n\nAny other arguments go to unittest (for example -v: one line per test).")
+        sys.exit(0)
     unittest.main()

@@ -14,6 +14,7 @@ latent code to generate or interpolate from.  Outputs go to
 interpolation.png.
 """
 import argparse
+import collections
 import os
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import models
 from dae import cli
 from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from dae.trained import model_of
+from dae.training import total_iterations
 from dae.images import add_noise, find_images, load_dataset, psnr, save_grid
 from dae.latents import data_latents, uniform_latents, user_draws
 from dae.files import check_can_create, make_folder
@@ -37,12 +39,13 @@ SHIPPED_SPEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='denoise.py', description=__doc__,
+    p = argparse.ArgumentParser(prog='denoise.py', description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('images', nargs='*', metavar='IMAGE', help='image files or folders of images to denoise')
+    p.add_argument('images', nargs='*', metavar='IMAGE', help='image files or folders of images to denoise; a '
+                   "folder's sub-folders are kept in --out")
     p.add_argument('--checkpoint', help='checkpoint written by asgn6.py, or shipped weights such as '
-                   f'weights/residual-unet.pt (default: {DEFAULT_CHECKPOINT} if a run has written it, else the '
-                   'shipped weights/spec.pt)')
+                   f'weights/residual-unet.pt (default: {DEFAULT_CHECKPOINT} if a run there has finished, else '
+                   'the shipped weights/spec.pt)')
     p.add_argument('--out', default='denoised', help='folder for the output PNGs (default: denoised)')
     p.add_argument('--add-noise', action='store_true', help="add the training noise first and print PSNRs "
                    'against the clean input (default: denoise the image as given)')
@@ -64,24 +67,49 @@ def build_parser():
     return p
 
 
-def image_paths(names):
-    """Files as given; folders give the images in them."""
-    paths = []
+OWN_OUTPUTS = ('-denoised.png', '-compare.png')
+
+
+def image_paths(names, out):
+    """{output name: path}: files as given, named by their stem; the images in a folder, named by their path
+    inside it (sub-folders kept in --out). What this script wrote to --out is left out, so that a second run
+    does not denoise its own outputs."""
+    found, own = {}, os.path.realpath(out) + os.sep  # path: name; a file given twice counts once
     for name in names:
         with cli.about('IMAGE'):
-            paths += find_images(name) if os.path.isdir(name) else [name]
-    return paths
+            if not os.path.isdir(name):
+                found.setdefault(name, os.path.basename(name))
+                continue
+            images = [path for path in find_images(name)
+                      if not (path.endswith(OWN_OUTPUTS) and os.path.realpath(path).startswith(own))]
+            if not images:
+                raise cli.UsageError(f'{name}: no images to denoise in it or its sub-folders')
+            for path in images:
+                found.setdefault(path, os.path.relpath(path, name))
+    return unique_names(found)
+
+
+def unique_names(found):
+    """{output name: path}: each file's stem; its full name where two stems meet (x.png, x.jpg), and a number
+    where even those do, so that no output overwrites another."""
+    stems = collections.Counter(os.path.splitext(name)[0] for name in found.values())
+    names = {}
+    for path, name in found.items():
+        name = os.path.splitext(name)[0] if stems[os.path.splitext(name)[0]] == 1 else name
+        unique, count = name, 1
+        while unique in names:
+            count += 1
+            unique = f'{name}-{count}'
+        names[unique] = path
+    return names
 
 
 def output_file(out, name):
-    """A path in --out, made on the first write, so that a refused run leaves no empty folder behind."""
+    """A path in --out, its folder made on the first write, so that a refused run leaves no empty folder."""
+    path = os.path.join(out, name)
     with cli.about('--out'):
-        make_folder(out)
-    return os.path.join(out, name)
-
-
-def stem_of(path):
-    return os.path.splitext(os.path.basename(path))[0]
+        make_folder(os.path.dirname(path))
+    return path
 
 
 @dataclass(frozen=True)
@@ -96,14 +124,14 @@ class Denoising:
 
 
 @torch.no_grad()
-def denoise_resized(job, path):
+def denoise_resized(job, path, name):
     """The assignment's model: the image resized and cropped to its 64 x 64, noised if asked, denoised."""
     clean = to_tensor(read_image(path, job.image_size)).unsqueeze(0).to(job.device)
     noisy = clean if job.noise_level is None else add_noise(clean, job.noise_level, user_draws(job.seed, job.device))
     output = job.model(noisy)
     row = [clean, output] if job.noise_level is None else [clean, noisy, output]
-    save_grid(output_file(job.out, f'{stem_of(path)}-compare.png'), torch.cat(row), images_per_row=len(row))
-    save_grid(output_file(job.out, f'{stem_of(path)}-denoised.png'), output, images_per_row=1)
+    save_grid(output_file(job.out, f'{name}-compare.png'), torch.cat(row), images_per_row=len(row))
+    save_grid(output_file(job.out, f'{name}-denoised.png'), output, images_per_row=1)
     return None if job.noise_level is None else (psnr(noisy, clean), psnr(output, clean))
 
 
@@ -118,7 +146,7 @@ def tile_progress(path, tiles, every=3.0):
     return report
 
 
-def denoise_full_size(job, path):
+def denoise_full_size(job, path, name):
     """A fully convolutional model: the image at its own size, in tiles, in bounded memory."""
     image = read_image(path)
     width, height = image.size
@@ -126,33 +154,34 @@ def denoise_full_size(job, path):
         BandedNoise(job.noise_level, lambda band: torch.Generator().manual_seed(job.seed * 1_000_003 + band), width)
     denoiser = TiledDenoiser(job.model, image, noise=noise, device=job.device)
     denoiser.progress = tile_progress(path, denoiser.tiles())
-    denoised_path = output_file(job.out, f'{stem_of(path)}-denoised.png')
+    denoised_path = output_file(job.out, f'{name}-denoised.png')
     if height * width <= COMPARE_LIMIT:
         bands = list(denoiser.bands(keep_noisy=noise is not None))
         output = np.concatenate([rows for rows, _ in bands])
         row = [np.asarray(image), output] if noise is None else \
             [np.asarray(image), np.concatenate([rows for _, rows in bands]), output]
-        save_pixels(output_file(job.out, f'{stem_of(path)}-compare.png'), side_by_side(row))
+        save_pixels(output_file(job.out, f'{name}-compare.png'), side_by_side(row))
         save_pixels(denoised_path, output)
     else:  # each band of output rows is compressed into the PNG as soon as it is denoised
-        print(f'note: {path}: no {stem_of(path)}-compare.png for an image over {COMPARE_LIMIT / 1e6:.0f} megapixels')
+        print(f'note: {path}: no {name}-compare.png for an image over {COMPARE_LIMIT / 1e6:.0f} megapixels')
         save_png_bands(denoised_path, width, height, (rows for rows, _ in denoiser.bands()))
     image.close()
     return None if noise is None else (denoiser.psnr('noisy'), denoiser.psnr('output'))
 
 
 def denoise_files(job, paths):
-    """Denoise each image; an unreadable one is reported and skipped. Returns how many were unreadable."""
+    """Denoise each image ({output name: path}); an unreadable one is reported and skipped. Returns how many
+    were unreadable."""
     failed = 0
-    for path in paths:
+    for name, path in paths.items():
         try:
-            gains = denoise_resized(job, path) if job.model.has_latent else denoise_full_size(job, path)
+            gains = (denoise_resized if job.model.has_latent else denoise_full_size)(job, path, name)
         except cli.UsageError as error:
             print(f'denoise.py: error: {error}', file=sys.stderr)
             failed += 1
             continue
         gain = '' if gains is None else f' | PSNR noisy {gains[0]:.2f} dB -> denoised {gains[1]:.2f} dB'
-        print(f'{path} -> {os.path.join(job.out, stem_of(path))}-denoised.png{gain}')
+        print(f'{path} -> {os.path.join(job.out, name)}-denoised.png{gain}')
     return failed
 
 
@@ -177,23 +206,30 @@ def interpolate(model, first, second, *, steps, image_size, out):
     print(f'{first} -> {second} in {steps} steps -> {path}')
 
 
-def choose_weights(checkpoint):
-    """--checkpoint as given; else your own run's model; else the shipped one, so denoising works before training."""
-    if checkpoint is not None:
-        return checkpoint
+def choose_weights(given):
+    """(path, checkpoint): --checkpoint as given; else your own finished run's model; else the shipped one, so
+    that denoising works before training and while a run is unfinished."""
+    if given is not None:
+        with cli.about('--checkpoint'):
+            return given, load_checkpoint(given)
     if os.path.exists(DEFAULT_CHECKPOINT):
-        return DEFAULT_CHECKPOINT
+        with cli.about('--checkpoint'):
+            checkpoint = load_checkpoint(DEFAULT_CHECKPOINT)
+        total = total_iterations(checkpoint['config'], checkpoint['num_images'])
+        if checkpoint['iteration'] >= total or not os.path.exists(SHIPPED_SPEC):
+            return DEFAULT_CHECKPOINT, checkpoint
+        print(f'note: {DEFAULT_CHECKPOINT} is an unfinished run ({checkpoint["iteration"]} of {total} iterations); '
+              f'using the shipped model instead (--checkpoint {DEFAULT_CHECKPOINT} uses it)')
     if os.path.exists(SHIPPED_SPEC):
-        return SHIPPED_SPEC
+        return SHIPPED_SPEC, load_checkpoint(SHIPPED_SPEC)
     raise cli.UsageError(f'no model: train one with `python asgn6.py` (it writes {DEFAULT_CHECKPOINT}) or give '
                          '--checkpoint FILE')
 
 
 def run(args):
     device = cli.choose_device(args.device)
-    args.checkpoint = choose_weights(args.checkpoint)
+    args.checkpoint, checkpoint = choose_weights(args.checkpoint)
     with cli.about('--checkpoint'):
-        checkpoint = load_checkpoint(args.checkpoint)
         model = model_of(checkpoint, device, args.checkpoint)
     config = checkpoint['config']
     origin = f', trained by `{checkpoint["command"]}`' if checkpoint.get('command') else ''
@@ -222,7 +258,7 @@ def run(args):
         noise_level = (args.noise_level or config.noise_level) if args.add_noise else None
         model = models.SelfEnsemble(model) if args.self_ensemble else model
         job = Denoising(model, config.model.image_size, noise_level, args.seed, device, args.out)
-        return cli.EXIT_USAGE if denoise_files(job, image_paths(args.images)) else 0
+        return cli.EXIT_USAGE if denoise_files(job, image_paths(args.images, args.out)) else 0
     return 0
 
 
@@ -232,6 +268,13 @@ def main(argv=None):
     modes = [bool(args.images), args.generate is not None, args.interpolate is not None]
     if sum(modes) != 1:
         parser.error('give IMAGE... to denoise, or --generate N, or --interpolate A B (exactly one of them)')
+    needs = {'--noise-level': (args.noise_level is not None, args.add_noise, '--add-noise'),
+             '--latent-source': (args.latent_source != 'uniform', args.generate is not None, '--generate N'),
+             '--data-dir': (args.data_dir != 'data', args.latent_source == 'data', '--latent-source data'),
+             '--steps': (args.steps != 8, args.interpolate is not None, '--interpolate A B')}
+    for flag, (given, needed, other) in needs.items():
+        if given and not needed:
+            parser.error(f'{flag} does nothing without {other}')
     return cli.report_errors('denoise.py', lambda: run(args))
 
 

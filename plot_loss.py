@@ -4,9 +4,10 @@ a "has it converged?" judgement.
 
     python plot_loss.py loss.txt --save loss.png
 
-The raw per-iteration loss is drawn faintly, a trailing moving average on top.  Printed for each
-file: final, minimum and smoothed loss at 50%, 90% and 100% of training, and the relative change of
-the smoothed loss over the last 10% of iterations (near 0 means the curve has flattened out).
+The raw per-iteration loss is drawn faintly, a moving average centred on each point on top.  Printed
+for each file: final, minimum and smoothed loss at 50%, 90% and 100% of training (a trailing moving
+average there, which looks at no later loss), and the relative change of the smoothed loss over the
+last 10% of iterations (near 0 means the curve has flattened out).
 """
 import argparse
 import os
@@ -34,10 +35,15 @@ def curve_label(label, window, count):
     return f'{label} (centred moving average of {min(window, count)})'
 
 
+def window_for(window, count):
+    """--window, or by default a twentieth of the file (at most 200): a short run keeps its shape."""
+    return min(window or max(1, min(200, count // 20)), count)
+
+
 @dataclass(frozen=True)
 class Figure:
     """How the loss figure is drawn, and where it goes (None: a window)."""
-    window: int = 200
+    window: int = None
     per_epoch: int = 0
     log_y: bool = False
     title: str = ''
@@ -47,7 +53,7 @@ class Figure:
 
 def draw(curves, figure):
     """Each curve raw and faint, its centred moving average on top; written to figure.save, else shown."""
-    window, save = figure.window, figure.save
+    save = figure.save
     import matplotlib
     if save:
         matplotlib.use('Agg')  # no window needed to write a file
@@ -59,6 +65,7 @@ def draw(curves, figure):
         colour = f'C{index}'
         iterations = np.arange(1, losses.size + 1)
         ax.plot(iterations, losses, color=colour, alpha=0.25, linewidth=0.6)
+        window = window_for(figure.window, losses.size)
         ax.plot(iterations, centred_average(losses, window), color=colour, linewidth=1.6,
                 label=curve_label(label, window, losses.size))
     ax.set_xlabel('iteration')
@@ -85,23 +92,23 @@ def draw(curves, figure):
 def check_save_path(path):
     """A figure file we can write: a known format, in a folder we may write to."""
     from matplotlib.figure import Figure as MatplotlibFigure
+    with cli.about('--save'):
+        check_can_create(path)
     formats = MatplotlibFigure().canvas.get_supported_filetypes()
     extension = os.path.splitext(path)[1].lstrip('.').lower()
     if extension not in formats:
         raise cli.UsageError(f'--save {path}: unknown figure format {extension!r}; use one of '
                              f'{", ".join(sorted(formats))}')
-    with cli.about('--save'):
-        check_can_create(path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='plot_loss.py', description=__doc__,
+    parser = argparse.ArgumentParser(prog='plot_loss.py', description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('loss_files', nargs='*', default=['loss.txt'],
+    parser.add_argument('loss_files', nargs='*', default=['loss.txt'], metavar='LOSS_FILE',
                         help='loss files from asgn6.py, one curve each (default: loss.txt)')
-    parser.add_argument('--window', type=cli.positive_int(), default=200, help='moving-average window in iterations, '
-                        'centred on each point in the figure and trailing in the printed figures; a file shorter than '
-                        'that is averaged over all of it (default: 200)')
+    parser.add_argument('--window', type=cli.positive_int(), default=None, help='moving-average window in iterations, '
+                        'centred on each point in the figure and trailing in the printed figures (default: a '
+                        'twentieth of each file, at most 200)')
     parser.add_argument('--per-epoch', type=cli.positive_int(0), default=0, help='iterations per epoch, to add an '
                         "epoch axis on top; asgn6.py prints it at the start ('N iterations per epoch') "
                         '(default: 0, no axis)')
@@ -121,7 +128,10 @@ def run(args):
         check_save_path(args.save)
     curves = [(path, read_losses(path)) for path in args.loss_files]
     for path, losses in curves:
-        print(describe(path, convergence_stats(losses, args.window), min(args.window, losses.size)))
+        if args.log_y and losses.min() <= 0:
+            raise cli.UsageError(f'--log-y: {path} has a loss of {losses.min():g}, which a logarithmic axis cannot show')
+        window = window_for(args.window, losses.size)
+        print(describe(path, convergence_stats(losses, window), window))
     draw(curves, Figure(args.window, args.per_epoch, args.log_y, args.title, args.ylabel, args.save))
     return 0
 

@@ -71,7 +71,8 @@ def resource_peak_mib():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='bench_data.py', description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--counts', type=cli.positive_int(2), nargs='+', default=[1000, 10000, 100000],
                         help='images per synthetic folder (default: 1000 10000 100000)')
     parser.add_argument('--cache', default=os.path.join(os.path.expanduser('~'), '.cache', 'asgn6-bench-data'),

@@ -68,7 +68,8 @@ def tiled_against_whole(checkpoint, size, data_dir, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='bench_denoise.py', description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint', required=True, help='a checkpoint of asgn6.py --model unet (no default)')
     parser.add_argument('--sizes', type=cli.positive_int(), nargs='+', default=[4000, 10000], help='sides of the '
                         'square test images in pixels (default: 4000 10000)')

@@ -47,8 +47,12 @@ def starter_batches(data_dir, batch_size):
     """The starter's input pipeline, endlessly: every epoch decodes every PNG again."""
     transform = transforms.Compose([transforms.Resize(64), transforms.ToTensor(),
                                     transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-    loader = torch.utils.data.DataLoader(datasets.ImageFolder(data_dir, transform), batch_size=batch_size,
-                                         shuffle=True)
+    try:
+        folder = datasets.ImageFolder(data_dir, transform)
+    except (FileNotFoundError, RuntimeError) as error:  # the starter's ImageFolder wants DATA_DIR/CLASS/*.png
+        raise cli.UsageError(f'--data-dir {data_dir}: the starter-style loop reads the ImageFolder layout '
+                             f'(DATA_DIR/CLASS/*.png), as the course\'s data/pokemon/ is ({error})') from None
+    loader = torch.utils.data.DataLoader(folder, batch_size=batch_size, shuffle=True)
     while True:
         for images, _ in loader:
             yield images
@@ -127,7 +131,8 @@ def peak_memory(device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='bench_train.py', description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-dir', default='data', help='image folder in the ImageFolder layout (default: data)')
     cli.add_device_flag(parser)
     parser.add_argument('--batch-size', type=cli.positive_int(2), default=32, help='images per iteration (default: 32)')

@@ -9,6 +9,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 128 + 2  # 128 + SIGINT
@@ -96,16 +97,18 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
-def report_errors(prog, work, interrupted='stopped'):
-    """Run work(); what goes wrong becomes one line on stderr and the exit status of the convention.
-    An OSError or MemoryError is the machine's (a full disk, too little memory); ASGN6_DEBUG=1 shows
-    the traceback of any of them."""
+def report_errors(prog, work, interrupted=lambda: 'stopped'):
+    """Run work(); what goes wrong becomes one line on stderr and the exit status of the convention, and
+    interrupted() says what a Ctrl-C kept. An OSError or MemoryError is the machine's (a full disk, too
+    little memory); ASGN6_DEBUG=1 shows the traceback of any of them."""
+    if threading.current_thread() is threading.main_thread():  # a script may have quieted Ctrl-C while loading
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return work()
     except KeyboardInterrupt:
         if os.environ.get('ASGN6_DEBUG'):
             raise
-        print(f'\n{prog}: {interrupted}', file=sys.stderr)
+        print(f'\n{prog}: {interrupted()}', file=sys.stderr)
         return EXIT_INTERRUPTED
     except (UsageError, Failure, OSError, MemoryError) as error:
         if os.environ.get('ASGN6_DEBUG'):
@@ -135,13 +138,15 @@ class Progress:
         return time.perf_counter() >= self.next_line and done < self.total
 
     def update(self, done):
-        """(seconds per item, time left as H:MM:SS); the first interval includes start-up, later ones are smoothed."""
+        """(seconds per item, time left as H:MM:SS): the first interval includes start-up, so its time left is
+        'estimating'; later ones follow the recent speed, smoothed."""
         now = time.perf_counter()
         recent = (now - self.last_time) / max(done - self.last_done, 1)
-        self.per_item = recent if self.per_item is None else 0.7 * self.per_item + 0.3 * recent
+        first, self.per_item = self.per_item is None, recent if self.per_item is None else \
+            0.7 * self.per_item + 0.3 * recent
         self.last_time, self.last_done, self.next_line = now, done, now + self.every
         left = int(round(self.per_item * (self.total - done)))
-        return self.per_item, f'{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}'
+        return self.per_item, 'estimating' if first else f'{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}'
 
 
 @contextlib.contextmanager

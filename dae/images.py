@@ -22,15 +22,24 @@ class UnreadableImage(Exception):
     """A file that is not an image we can decode; the message names the file and why."""
 
 
-def find_images(folder):
-    """Every image file under `folder` and its sub-folders, sorted, so that an index means the same file."""
+def find_images(folder, skip=()):
+    """Every image file under `folder` and its sub-folders, sorted, so that an index means the same file.
+    A folder reached again through a link (a loop, or a second way in) is read once, a link to a folder
+    above it not at all, and the folders in `skip` never."""
     folder = os.fspath(folder)
     if not os.path.exists(folder):
         raise UsageError(f'{folder}: no such folder; expected {LAYOUT_HINT}')
     if not os.path.isdir(folder):
         raise UsageError(f'{folder}: is a file, not {LAYOUT_HINT}')
-    return sorted(os.path.join(root, name) for root, _, names in os.walk(folder, followlinks=True)
-                  for name in names if name.lower().endswith(IMAGE_EXTENSIONS))
+    seen, paths, top = {os.path.realpath(path) for path in skip}, [], os.path.realpath(folder)
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen or top.startswith(real + os.sep):  # a link back up would take in the folders above
+            dirs[:] = []
+            continue
+        seen.add(real)
+        paths += [os.path.join(root, name) for name in names if name.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(paths)
 
 
 def to_rgb_on_white(image):
@@ -84,10 +93,10 @@ def load_image(path, image_size=None):
     return TF.center_crop(image, image_size)
 
 
-def load_dataset(folder, image_size):
+def load_dataset(folder, image_size, skip=()):
     """(N x 3 x S x S uint8 tensor, the N paths) of every readable image under `folder`; unreadable ones are
     skipped with a warning. Bytes, not floats: a quarter of the memory (to_unit_range converts each batch)."""
-    paths = find_images(folder)
+    paths = find_images(folder, skip)
     pixels = np.empty((len(paths), 3, image_size, image_size), dtype=np.uint8)
     readable, progress = np.zeros(len(paths), dtype=bool), Progress(len(paths), every=2.0)
     for index, path in enumerate(paths):

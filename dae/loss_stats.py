@@ -18,6 +18,9 @@ def read_losses(path):
         raise UsageError(f'{path}: not one number per line ({error})')
     if losses.size == 0:
         raise UsageError(f'{path}: no losses in it')
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise UsageError(f'{path}: loss {bad[0] + 1} is {losses[bad[0]]} (a run that diverged?)')
     return losses
 
 

@@ -194,6 +194,12 @@ def batches_per_epoch(num_images, batch_size):
     return full + (rest >= 2)
 
 
+def total_iterations(config, num_images):
+    """The iterations a run of `config` on `num_images` images trains for, held-out images left out."""
+    held_out = 0 if config.val_split == 0 else max(1, round(num_images * config.val_split))
+    return config.epochs * batches_per_epoch(num_images - held_out, config.batch_size)
+
+
 def batch_order(num_images, batch_size, streams, first, last, device):
     """(iteration, indices of its images) for iterations first..last, numbered across epochs from 1."""
     batch_size, per_epoch = min(batch_size, num_images), batches_per_epoch(num_images, batch_size)

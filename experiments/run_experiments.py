@@ -402,7 +402,8 @@ def figure_candidate(out, networks, seed, rows, held_out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='run_experiments.py', description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data-dir', default=os.path.join(ROOT, 'data'), help='images (default: data)')
     parser.add_argument('--epochs', type=cli.positive_int(), default=15, help='epochs per network: 15 is 330 '
                         'iterations, about 2.5 (spec) to 4 (unet) minutes on 2 CPU cores (default: 15)')
@@ -410,8 +411,8 @@ def main(argv=None):
                         help=f'one run of every variant per seed (default: {" ".join(map(str, SEEDS))})')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'), help='folder for the runs and results '
                         '(default: experiments/results)')
-    parser.add_argument('--only', nargs='+', choices=list(VARIANTS), help='train only these; the table holds '
-                        'every run made so far (default: all)')
+    parser.add_argument('--only', nargs='+', choices=list(VARIANTS), metavar='NAME', help='train only these '
+                        f'(of {", ".join(VARIANTS)}); the table holds every run made so far (default: all)')
     parser.add_argument('--filters', nargs='+', help='classical filters to compare, by name (default: all that '
                         'are installed)')
     parser.add_argument('--skip-training', action='store_true', help='evaluate the runs already in --out '
@@ -424,8 +425,11 @@ def main(argv=None):
 
 def run(args):
     if args.table_only:
-        write_table(args.out, read_json(os.path.join(args.out, 'results.json')))
-        print(f'wrote the tables of {os.path.join(args.out, "results.json")} to {args.out}')
+        results = read_json(os.path.join(args.out, 'results.json'))
+        write_table(args.out, results)
+        levels = sorted({row['noise_level'] for row in results['networks']}, reverse=True)
+        names = ['results.md' if level == 1.0 else f'results-noise-{level:g}.md' for level in levels]
+        print(f'wrote {", ".join(os.path.join(args.out, name) for name in names)} from results.json')
         return 0
     torch.set_num_threads(os.cpu_count())
     names = args.only or list(VARIANTS)

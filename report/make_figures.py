@@ -523,7 +523,8 @@ def replace_section(text, name, content):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog='make_figures.py', description=__doc__, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--collect', metavar='RUN_DIR', help='first copy the outputs of the default run in RUN_DIR '
                         'and ship its model as weights/spec.pt (default: use report/run/ as committed)')
     parser.add_argument('--loss-file', default='loss.txt', help='with --collect: the run\'s loss file (default: loss.txt)')

@@ -32,3 +32,12 @@ def test_the_denoise_benchmark_times_a_large_image_and_compares_tiled_with_whole
     assert status == 0, err
     assert '| 130x130 | 0 |' in out and 'MiB |' in out
     assert 'difference 0.0000 dB' in out
+
+
+def test_the_training_benchmark_on_a_flat_folder_says_which_layout_it_needs(tmp_path, capsys):
+    from conftest import write_images
+    flat = write_images(tmp_path / 'flat', 4)
+    status, out, err = call_main(load_script('benchmarks/bench_train.py').main,
+                                 ['--data-dir', flat, '--device', 'cpu', '--rounds', 1, '--iterations', 1,
+                                  '--bf16-iterations', 1, '--batch-size', 2], capsys)
+    assert status == 2 and 'ImageFolder layout' in err and len(err.strip().splitlines()) == 1

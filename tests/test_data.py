@@ -27,10 +27,22 @@ def test_the_uint8_store_gives_the_starters_floats_in_order_and_skips_a_bad_file
     assert torch.equal(split.held_out.clean, starter_floats(split.held_out.paths))
 
 
-def test_a_progress_line_is_due_only_after_its_interval_and_gives_the_time_left():
+def test_a_progress_line_is_due_only_after_its_interval_and_estimates_the_time_left_after_the_first():
     progress = Progress(total=10, every=0)
     assert progress.due(4)
     seconds, left = progress.update(4)
-    assert seconds >= 0 and left.count(':') == 2
+    assert seconds >= 0 and left == 'estimating'  # the first interval holds the start-up
+    seconds, left = progress.update(6)
+    assert left.count(':') == 2
     assert not Progress(total=10, every=60).due(4)  # the first line waits for its interval
     assert not Progress(total=10, every=0).due(10)  # nothing to say once done
+
+
+def test_a_symlink_loop_or_a_second_way_in_reads_each_folder_once(tmp_path):
+    import os
+    write_images(tmp_path / 'looped' / 'sub', 2)
+    os.symlink('..', tmp_path / 'looped' / 'sub' / 'up')  # a loop, which also leads above the folder
+    os.symlink('sub', tmp_path / 'looped' / 'again')  # the same folder twice
+    (tmp_path / 'elsewhere.png').write_bytes((tmp_path / 'looped' / 'sub' / 'img000.png').read_bytes())
+    found = images.find_images(tmp_path / 'looped')
+    assert len(found) == 2 and {os.path.basename(path) for path in found} == {'img000.png', 'img001.png'}

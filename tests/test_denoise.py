@@ -73,7 +73,8 @@ def test_a_folder_gives_its_images_and_a_bad_file_is_reported(tmp_path, capsys, 
 @pytest.mark.parametrize('source', ['uniform', 'data'])
 def test_generate(tmp_path, capsys, trained, source):
     checkpoint, data = trained
-    status, out, err = run(capsys, '--generate', 10, '--latent-source', source, '--data-dir', data.parent,
+    data_dir = ['--data-dir', data.parent] if source == 'data' else []
+    status, out, err = run(capsys, '--generate', 10, '--latent-source', source, *data_dir,
                            '--checkpoint', checkpoint, '--out', tmp_path)
     assert status == 0, err
     assert Image.open(tmp_path / 'generated.png').size == (8 * 66 + 2, 2 * 66 + 2)
@@ -245,3 +246,50 @@ def test_shipped_weights_cannot_be_resumed(tmp_path, capsys, trained):
     save_weights(tmp_path / 'w.pt', load_checkpoint(checkpoint_path), command='python asgn6.py')
     status, out, err = call_main(asgn6.main, train_args(tmp_path, data.parent, '--resume', tmp_path / 'w.pt'), capsys)
     assert status == 2 and 'holds a model\'s weights only' in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unfinished_run_is_not_the_default_model(tmp_path, capsys, trained, monkeypatch):
+    checkpoint_path, data = trained
+    weights = tmp_path / 'spec.pt'
+    save_weights(weights, load_checkpoint(checkpoint_path), command='python asgn6.py')
+    monkeypatch.setattr(denoise, 'SHIPPED_SPEC', str(weights))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'samples').mkdir()
+    unfinished = torch.load(checkpoint_path, weights_only=True)
+    unfinished['config']['epochs'] = 5  # stopped at iteration 4 of 10, as by Ctrl-C
+    torch.save(unfinished, tmp_path / 'samples' / 'checkpoint.pt')
+    status, out, err = run(capsys, data / 'img000.png', '--out', tmp_path / 'd')
+    assert status == 0, err
+    assert 'samples/checkpoint.pt is an unfinished run (4 of 10 iterations)' in out and f'model: {weights}' in out
+    status, out, err = run(capsys, data / 'img000.png', '--checkpoint', 'samples/checkpoint.pt', '--out', tmp_path / 'e')
+    assert status == 0 and 'model: samples/checkpoint.pt' in out  # asked for by name, it is used
+
+
+def test_a_folder_without_images_is_a_one_line_error(tmp_path, capsys, trained):
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'notes.txt').write_text('no images here')
+    status, out, err = run(capsys, tmp_path / 'empty', '--checkpoint', trained[0], '--out', tmp_path / 'd')
+    assert status == 2 and len(err.strip().splitlines()) == 1 and 'no images to denoise' in err
+    assert not (tmp_path / 'd').exists()
+
+
+def test_images_of_one_name_get_outputs_of_their_own_and_outputs_are_not_denoised_again(tmp_path, capsys, trained):
+    checkpoint, data = trained
+    coll = tmp_path / 'coll'
+    for folder, name in (('a', 'x.png'), ('b', 'x.png'), ('.', 'x.jpg'), ('.', 'x.png')):
+        (coll / folder).mkdir(parents=True, exist_ok=True)
+        Image.open(data / 'img000.png').save(coll / folder / name)
+    status, out, err = run(capsys, coll, '--checkpoint', checkpoint, '--out', coll)
+    assert status == 0, err
+    made = sorted(str(path.relative_to(coll)) for path in coll.rglob('*-denoised.png'))
+    assert made == ['a/x-denoised.png', 'b/x-denoised.png', 'x.jpg-denoised.png', 'x.png-denoised.png']
+    status, out, err = run(capsys, coll, '--checkpoint', checkpoint, '--out', coll)  # the same again
+    assert status == 0 and len(list(coll.rglob('*-denoised.png'))) == 4  # its own outputs are not inputs
+
+
+@pytest.mark.parametrize('flags, needs', [(['--noise-level', 0.5], '--add-noise'),
+                                          (['--latent-source', 'data'], '--generate'),
+                                          (['--steps', 4], '--interpolate')])
+def test_a_flag_that_would_do_nothing_is_refused(tmp_path, capsys, trained, flags, needs):
+    status, out, err = run(capsys, trained[1] / 'img000.png', *flags, '--checkpoint', trained[0], '--out', tmp_path)
+    assert status == 2 and f'does nothing without {needs}' in err

@@ -130,7 +130,7 @@ def test_the_residual_unet_trains_with_either_schedule_and_the_rates_follow_it(t
     other = 'constant' if schedule == 'cosine' else 'cosine'
     status, out, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 3, '--resume',
                                                         '--lr-schedule', other), capsys)
-    assert status == 2 and f'--lr-schedule {schedule}, not --lr-schedule {other}' in err
+    assert status == 2 and f'has --lr-schedule {schedule}; this one has --lr-schedule {other}' in err
 
 
 def load_experiments():
@@ -344,4 +344,10 @@ def test_an_augmented_run_resumes_exactly_and_only_as_an_augmented_run(tmp_path,
     status, out, err = call_main(asgn6.main, train_args(tmp_path / 'plain', image_folder, '--epochs', 4,
                                                         '--batch-size', 4, '--model', 'unet', '--augment', '--resume'),
                                  capsys)
-    assert status == 2 and 'trained with --augment False, not --augment' in err
+    assert status == 2 and "the checkpoint's run has no --augment; this one has --augment" in err
+
+
+def test_table_only_says_what_it_wrote(smoke, tmp_path, capsys):
+    shutil.copytree(smoke[1], tmp_path / 'copy')
+    status, out, err = call_main(load_experiments().main, ['--out', tmp_path / 'copy', '--table-only'], capsys)
+    assert status == 0 and out.strip() == f'wrote {tmp_path / "copy" / "results.md"} from results.json'

@@ -126,7 +126,7 @@ def test_the_printed_resume_command_pastes_into_a_shell_for_any_path(tmp_path, i
     odd = tmp_path / "a b'c \u00e9"
     os.rename(image_folder, odd)
     argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', str(odd), '--output-dir', str(odd / 'out'),
-            '--loss-file', str(odd / 'out' / 'loss.txt'), '--epochs', 4, *TINY]
+            '--loss-file', str(odd / 'out' / 'loss.txt'), '--epochs', 2, *TINY]
     env = {**os.environ, 'PYTHONUNBUFFERED': '1',
            'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
     process = subprocess.Popen(list(map(str, argv)), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -141,7 +141,7 @@ def test_the_printed_resume_command_pastes_into_a_shell_for_any_path(tmp_path, i
     assert command.startswith('python ') and '--resume' in command and shlex.split(command)[3] == str(odd)
     resumed = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr
-    assert len((odd / 'out' / 'loss.txt').read_text().splitlines()) == 12
+    assert len((odd / 'out' / 'loss.txt').read_text().splitlines()) == 6
 
 
 # ----------------------------------------------------------------------------- what gets created, and its mode
@@ -219,8 +219,8 @@ def test_plot_loss_save_problems_are_one_line_errors_with_status_2(tmp_path, cap
 def test_plot_loss_states_the_window_it_used(tmp_path, capsys):
     losses = tmp_path / 'loss.txt'
     losses.write_text(''.join(f'{0.5 - i / 100}\n' for i in range(24)))
-    status, out, err = call_main(plot_loss.main, [losses, '--save', tmp_path / 'x.png'], capsys)  # window 200
-    assert status == 0 and 'smoothed (window 24)' in out
+    status, out, err = call_main(plot_loss.main, [losses, '--save', tmp_path / 'x.png', '--window', 200], capsys)
+    assert status == 0 and 'smoothed (window 24)' in out  # capped by the file's length
     assert plot_loss.curve_label('loss.txt', 200, 24) == 'loss.txt (centred moving average of 24)'
     assert plot_loss.curve_label('loss.txt', 10, 24) == 'loss.txt (centred moving average of 10)'
 
@@ -268,3 +268,57 @@ def test_asgn6_debug_shows_the_traceback_a_maintainer_needs(tmp_path, monkeypatc
         report_errors('x', lambda: open(tmp_path / 'nope'))
     monkeypatch.delenv('ASGN6_DEBUG')
     assert report_errors('x', lambda: open(tmp_path / 'nope')) == 1
+
+
+def test_an_output_folder_inside_the_data_folder_is_left_out_of_its_images(tmp_path, capsys):
+    nest = write_images(tmp_path / 'nest', 12)
+    argv = ['--data-dir', nest, '--output-dir', nest / 'out', '--loss-file', nest / 'out' / 'loss.txt', '--epochs', 1,
+            *TINY]
+    status, out, err = call_main(asgn6.main, argv, capsys)
+    assert status == 0, err
+    assert 'is inside --data-dir' in out and '12 images from' in out
+    status, out, err = call_main(asgn6.main, [*argv[:-len(TINY) - 2], '--epochs', 2, '--resume'], capsys)
+    assert status == 0, err  # its grids are not training images: still 12, as the checkpoint says
+    assert len((nest / 'out' / 'loss.txt').read_text().splitlines()) == 6
+
+
+def test_run_from_anywhere_finds_the_embedded_data_and_resumes_where_it_wrote(tmp_path, capsys, image_folder,
+                                                                             monkeypatch):
+    monkeypatch.setattr(asgn6, 'EMBEDDED_DATA', str(image_folder))  # the data/ beside asgn6.py
+    (tmp_path / 'here').mkdir()
+    monkeypatch.chdir(tmp_path / 'here')  # no data/ in this folder
+    first = ['--output-dir', 'run', '--loss-file', 'run/loss.txt', '--epochs', 1, *TINY]
+    status, out, err = call_main(asgn6.main, first, capsys)
+    assert status == 0, err
+    assert f'training on the embedded images in {image_folder}' in out
+    (tmp_path / 'there').mkdir()
+    monkeypatch.chdir(tmp_path / 'there')
+    status, out, err = call_main(asgn6.main, ['--epochs', 2, '--resume', '../here/run'], capsys)
+    assert status == 0, err
+    assert 'resuming ../here/run/checkpoint.pt: grids and checkpoint to ../here/run, losses to ../here/run/loss.txt' in out
+    assert len((tmp_path / 'here' / 'run' / 'loss.txt').read_text().splitlines()) == 6
+    assert not (tmp_path / 'there' / 'run').exists()
+
+
+def test_plot_loss_on_a_short_run_a_diverged_run_or_a_folder(tmp_path, capsys):
+    short = tmp_path / 'short.txt'
+    short.write_text(''.join(f'{0.8 * 0.99 ** i}\n' for i in range(226)))
+    status, out, err = call_main(plot_loss.main, [short, '--save', tmp_path / 'short.png'], capsys)
+    assert status == 0 and 'smoothed (window 11)' in out  # a twentieth of the file, not 200 of its 226
+    diverged = tmp_path / 'diverged.txt'
+    diverged.write_text('0.5\n0.4\nnan\n')
+    status, out, err = call_main(plot_loss.main, [diverged, '--save', tmp_path / 'd.png'], capsys)
+    assert status == 2 and 'loss 3 is nan' in one_error_line(err, 'plot_loss.py')
+    zero = tmp_path / 'zero.txt'
+    zero.write_text('0.5\n0.0\n')
+    status, out, err = call_main(plot_loss.main, [zero, '--log-y', '--save', tmp_path / 'z.png'], capsys)
+    assert status == 2 and 'logarithmic axis' in one_error_line(err, 'plot_loss.py')
+    (tmp_path / 'folder').mkdir()
+    status, out, err = call_main(plot_loss.main, [short, '--save', tmp_path / 'folder'], capsys)
+    assert status == 2 and 'is a folder, not a file' in one_error_line(err, 'plot_loss.py')
+
+
+def test_report_build_without_pandoc_stops_at_once_naming_the_packages(tmp_path):
+    result = subprocess.run(['/bin/bash', os.path.join(ROOT, 'report', 'build')], capture_output=True, text=True,
+                            env={'PATH': str(tmp_path)}, timeout=10)
+    assert result.returncode == 2 and 'pandoc not found' in result.stderr and 'apt-get install' in result.stderr

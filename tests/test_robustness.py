@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -148,7 +149,8 @@ def test_batch_size_above_the_dataset_size_trains_on_the_whole_set(tmp_path, cap
 
 @pytest.mark.parametrize('flag, value', [('--epochs', 0), ('--epochs', -3), ('--save-interval', 0),
                                          ('--log-interval', 0), ('--batch-size', 1), ('--image-size', 32),
-                                         ('--noise-level', 0), ('--device', 'tpu')])
+                                         ('--noise-level', 0), ('--noise-level', 'inf'), ('--noise-level', 'nan'),
+                                         ('--device', 'tpu'), ('--epoch', 1), ('--lr', 0.1)])
 def test_bad_flag_values_are_argparse_errors_naming_the_flag(tmp_path, capsys, image_folder, flag, value):
     status, out, err = run_main(capsys, train_args(tmp_path, image_folder, flag, value))
     assert_usage_error(status, err, flag)
@@ -216,7 +218,7 @@ def interrupt_after(process, iteration, signum):
     return process.returncode, out, err
 
 
-RUN = ('--epochs', 6, '--log-interval', 1, '--save-interval', 7, *TINY)  # 18 iterations on 12 images
+RUN = ('--epochs', 4, '--log-interval', 1, '--save-interval', 7, *TINY)  # 12 iterations on 12 images
 
 
 def test_sigterm_saves_everything_and_says_how_to_resume(tmp_path, image_folder):
@@ -225,7 +227,7 @@ def test_sigterm_saves_everything_and_says_how_to_resume(tmp_path, image_folder)
     assert 'Traceback' not in err
     assert (tmp_path / 'out' / 'checkpoint.pt').exists(), out + err
     stopped_at = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')['iteration']
-    assert 3 <= stopped_at < 18
+    assert 3 <= stopped_at < 12
     assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == stopped_at
     assert '--resume' in out
 
@@ -235,13 +237,13 @@ def test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly(tmp_p
     code, out, err = interrupt_after(start_training(tmp_path / 'split', image_folder, *RUN), 8, signal.SIGINT)
     assert code == 130 and 'Traceback' not in err and '--resume' in out, err
     stopped_at = load_checkpoint(tmp_path / 'split' / 'out' / 'checkpoint.pt')['iteration']
-    assert 8 <= stopped_at < 18  # stopped mid-run, across epochs (3 iterations each) and a save (every 7)
+    assert 8 <= stopped_at < 12  # stopped mid-run, across epochs (3 iterations each) and a save (every 7)
     status, out, err = call_main(asgn6.main, train_args(tmp_path / 'split', image_folder, *RUN, '--resume'), capsys)
     assert status == 0, err
     assert f'starting at iteration {stopped_at + 1}' in out
     split = (tmp_path / 'split' / 'out' / 'loss.txt').read_bytes()
     assert split == (tmp_path / 'whole' / 'out' / 'loss.txt').read_bytes()
-    assert len(split.splitlines()) == 18
+    assert len(split.splitlines()) == 12
 
 
 def test_resume_without_a_checkpoint_or_with_other_settings_is_a_usage_error(tmp_path, capsys, image_folder):
@@ -292,3 +294,34 @@ def test_a_resume_on_a_folder_with_another_number_of_images_is_refused(tmp_path,
     os.rename(tmp_path / 'extra' / 'img000.png', image_folder / 'shapes' / 'new.png')
     status, out, err = run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 2, *TINY, '--resume'))
     assert_usage_error(status, err, 'trained on 12 images', 'has 13')
+
+
+def test_a_model_too_large_for_the_memory_is_one_line_naming_it(tmp_path, capsys, image_folder):
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, '--latent-size', 100_000_000))
+    assert_usage_error(status, err, '--latent-size 100000000: the spec model does not fit in memory')
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_before_the_first_save_says_nothing_was_saved(tmp_path, capsys, image_folder, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(asgn6, 'load_dataset', interrupted)  # Ctrl-C while the images are decoded
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, *TINY))
+    assert status == 130 and 'stopped before the first save; nothing was saved' in err and 'Traceback' not in err
+
+
+def test_ctrl_c_while_torch_loads_exits_130_without_a_traceback(tmp_path, image_folder):
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # torch takes a second or more to load
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and 'Traceback' not in err and out == ''
+
+
+def test_a_run_folder_stands_for_its_checkpoint_and_flags_are_printed_as_typed(tmp_path, capsys, image_folder):
+    assert run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 1, '--augment', *TINY))[0] == 0
+    status, out, err = run_main(capsys, ['--data-dir', image_folder, '--epochs', 2, '--resume', tmp_path / 'out'])
+    assert status == 0, err
+    taken = next(line for line in out.splitlines() if line.startswith('from the checkpoint:'))
+    assert ' --augment' in taken and 'True' not in taken

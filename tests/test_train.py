@@ -171,3 +171,17 @@ def test_no_function_takes_more_than_six_parameters():
                 if len([name for name in names if name not in ('self', 'cls')]) > 6 and node.name != 'up_block':
                     crowded.append(f'{path}:{node.lineno} {node.name}')
     assert crowded == []
+
+
+def test_check_models_help_says_what_it_checks(capsys, monkeypatch):
+    import runpy
+    monkeypatch.setattr(sys, 'argv', ['check_models.py', '--help'])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(os.path.join(ROOT, 'check_models.py'), run_name='__main__')
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith('Size checker for models.py')
+
+
+def test_run_experiments_help_lists_its_runs_once(capsys):
+    with pytest.raises(SystemExit):
+        load_script(os.path.join('experiments', 'run_experiments.py')).main(['--help'])
+    assert capsys.readouterr().out.count('residual-unet+cosine-150ep') == 1
