@@ -43,3 +43,18 @@ def call_main(main, argv, capsys):
         status = exit_.code
     out, err = capsys.readouterr()
     return status, out, err
+
+
+def signal_at(monkeypatch, iteration, signum):
+    """Send this process `signum` right after the training step of `iteration` (counted from this call on),
+    as a Ctrl-C or a kill would land: a real signal, caught by the run's own handler."""
+    from dae import training
+    real_step, calls = training.train_step, []
+
+    def step(*args):
+        result = real_step(*args)
+        calls.append(1)
+        if len(calls) == iteration:
+            os.kill(os.getpid(), signum)
+        return result
+    monkeypatch.setattr(training, 'train_step', step)

@@ -14,7 +14,7 @@ import asgn6
 import denoise
 from dae import images
 import plot_loss
-from conftest import ROOT, call_main, train_args, write_images
+from conftest import ROOT, call_main, signal_at, train_args, write_images
 from dae.checkpoint import load_checkpoint
 from dae.run_folder import LOCK_NAME
 
@@ -82,7 +82,7 @@ def test_a_run_is_refused_while_another_holds_the_folder_and_a_killed_ones_lock_
 
 
 def test_two_runs_started_together_one_is_refused(tmp_path, image_folder):
-    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder, '--epochs', 2,
+    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder, '--epochs', 1,
                                                                         *map(str, TINY))]
     runs = [subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
@@ -90,7 +90,7 @@ def test_two_runs_started_together_one_is_refused(tmp_path, image_folder):
     assert sorted(code for code, _ in results) == [0, 2], results
     refused = next(err for code, err in results if code == 2)
     assert 'another run' in refused or 'holds another run' in refused
-    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 6
+    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 3
 
 
 # ----------------------------------------------------------------------------- resuming
@@ -122,23 +122,22 @@ def test_resume_of_a_complete_run_says_so_and_how_to_extend_it(tmp_path, capsys,
     assert (tmp_path / 'out' / 'loss.txt').read_bytes() == losses
 
 
-def test_the_printed_resume_command_pastes_into_a_shell_for_any_path(tmp_path, image_folder):
+def test_sigterm_saves_everything_and_prints_a_resume_command_that_pastes_for_any_path(tmp_path, image_folder,
+                                                                                      capsys, monkeypatch):
+    """SIGTERM (kill) here; Ctrl-C (SIGINT) in test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly."""
     odd = tmp_path / "a b'c \u00e9"
     os.rename(image_folder, odd)
-    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), '--data-dir', str(odd), '--output-dir', str(odd / 'out'),
-            '--loss-file', str(odd / 'out' / 'loss.txt'), '--epochs', 2, *TINY]
-    env = {**os.environ, 'PYTHONUNBUFFERED': '1',
-           'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
-    process = subprocess.Popen(list(map(str, argv)), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
-    for line in process.stdout:
-        if 'Iteration [     3/' in line:
-            process.send_signal(signal.SIGINT)
-            break
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    monkeypatch.chdir(tmp_path)
+    argv = ['--data-dir', odd, '--output-dir', odd / 'out', '--loss-file', odd / 'out' / 'loss.txt', '--epochs', 2, *TINY]
+    with monkeypatch.context() as patch:
+        signal_at(patch, 3, signal.SIGTERM)
+        status, out, err = call_main(asgn6.main, argv, capsys)
+    assert status == 143 and 'Traceback' not in err, err  # 128 + 15
+    stopped_at = load_checkpoint(odd / 'out' / 'checkpoint.pt')['iteration']
+    assert 3 <= stopped_at < 6 and len((odd / 'out' / 'loss.txt').read_text().splitlines()) == stopped_at
     command = out.strip().splitlines()[-1].strip()
     assert command.startswith('python ') and '--resume' in command and shlex.split(command)[3] == str(odd)
+    env = {**os.environ, 'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
     resumed = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert len((odd / 'out' / 'loss.txt').read_text().splitlines()) == 6

@@ -15,7 +15,7 @@ from dae.files import atomic_write
 from dae.images import load_image
 from dae.checkpoint import load_checkpoint
 from dae.training import batches_per_epoch
-from conftest import ROOT, call_main, train_args, write_images
+from conftest import ROOT, call_main, signal_at, train_args, write_images
 
 TINY = ('--latent-size', 16, '--batch-size', 4)
 
@@ -202,39 +202,14 @@ def test_a_write_that_dies_half_way_leaves_the_old_file_whole(tmp_path):
 
 # ----------------------------------------------------------------------------- interruption and resume
 
-def start_training(tmp_path, data, *extra):
-    os.makedirs(tmp_path, exist_ok=True)
-    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, data, *extra)]
-    return subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
-
-
-def interrupt_after(process, iteration, signum):
-    for line in process.stdout:
-        if f'Iteration [{iteration:6d}/' in line:
-            process.send_signal(signum)
-            break
-    out, err = process.communicate(timeout=120)
-    return process.returncode, out, err
-
-
 RUN = ('--epochs', 4, '--log-interval', 1, '--save-interval', 7, *TINY)  # 12 iterations on 12 images
 
 
-def test_sigterm_saves_everything_and_says_how_to_resume(tmp_path, image_folder):
-    code, out, err = interrupt_after(start_training(tmp_path, image_folder, *RUN), 3, signal.SIGTERM)
-    assert code == 143, err  # 128 + 15; Ctrl-C (SIGINT, 130) in the test below
-    assert 'Traceback' not in err
-    assert (tmp_path / 'out' / 'checkpoint.pt').exists(), out + err
-    stopped_at = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')['iteration']
-    assert 3 <= stopped_at < 12
-    assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == stopped_at
-    assert '--resume' in out
-
-
-def test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly(tmp_path, image_folder, capsys):
+def test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly(tmp_path, image_folder, capsys, monkeypatch):
     assert asgn6.main(train_args(tmp_path / 'whole', image_folder, *RUN)) == 0
-    code, out, err = interrupt_after(start_training(tmp_path / 'split', image_folder, *RUN), 8, signal.SIGINT)
+    with monkeypatch.context() as patch:
+        signal_at(patch, 8, signal.SIGINT)  # Ctrl-C
+        code, out, err = call_main(asgn6.main, train_args(tmp_path / 'split', image_folder, *RUN), capsys)
     assert code == 130 and 'Traceback' not in err and '--resume' in out, err
     stopped_at = load_checkpoint(tmp_path / 'split' / 'out' / 'checkpoint.pt')['iteration']
     assert 8 <= stopped_at < 12  # stopped mid-run, across epochs (3 iterations each) and a save (every 7)
