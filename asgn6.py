@@ -40,7 +40,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--data-dir', default='data', help='folder of training images, sub-folders included (the '
-                   "course's data/pokemon/*.png, or a flat folder); resized and centre-cropped (default: data)")
+                   "course's data/pokemon/*.png, or a flat folder); resized and centre-cropped (default: data, here or "
+                   'beside asgn6.py)')
     p.add_argument('--image-size', type=cli.positive_int(), default=64, help='side of the training images; the '
                    "assignment's decoder makes 64x64 images, so only 64 is accepted (default: 64)")
     p.add_argument('--latent-size', type=cli.positive_int(), default=128, help='size z_dim of the latent code (default: 128)')
