@@ -150,8 +150,7 @@ def denoise_full_size(job, path, name):
     """A fully convolutional model: the image at its own size, in tiles, in bounded memory."""
     image = read_image(path)
     width, height = image.size
-    noise = None if job.noise_level is None else \
-        BandedNoise(job.noise_level, lambda band: torch.Generator().manual_seed(job.seed * 1_000_003 + band), width)
+    noise = None if job.noise_level is None else BandedNoise.seeded(job.noise_level, job.seed, width)
     denoiser = TiledDenoiser(job.model, image, noise=noise, device=job.device)
     denoiser.progress = tile_progress(path, denoiser.tiles())
     denoised_path = output_file(job.out, f'{name}-denoised.png')

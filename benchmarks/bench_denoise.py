@@ -56,7 +56,7 @@ def tiled_against_whole(checkpoint, size, data_dir, seed):
     """PSNR (dB) of the tiled and the whole-image output on one noisy image, and their largest pixel difference."""
     model, config = load_model(checkpoint, torch.device('cpu'))
     pixels = synthetic_image(size, data_dir, seed=1)
-    noise = BandedNoise(config.noise_level, lambda band: torch.Generator().manual_seed(seed * 1_000_003 + band), size)
+    noise = BandedNoise.seeded(config.noise_level, seed, size)
     denoiser = TiledDenoiser(model, pixels, noise=noise, device=torch.device('cpu'))
     tiled = np.concatenate([rows for rows, _ in denoiser.bands()])
     clean = to_unit_range(torch.from_numpy(pixels.copy()).permute(2, 0, 1))

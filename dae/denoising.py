@@ -60,6 +60,11 @@ class BandedNoise:
     def __init__(self, level, band_generator, width):
         self.level, self.band_generator, self.width, self.bands = level, band_generator, width, {}
 
+    @classmethod
+    def seeded(cls, level, seed, width):
+        """denoise.py's noise on a large image: band b draws from its own generator, of (seed, b) alone."""
+        return cls(level, lambda band: torch.Generator().manual_seed(seed * 1_000_003 + band), width)
+
     def band(self, index):
         if index not in self.bands:
             if len(self.bands) > 32:  # tiles go row by row: older bands are not asked for again

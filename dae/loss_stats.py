@@ -1,6 +1,5 @@
-"""The numbers behind plot_loss.py's figure and the experiments' scores: reading a loss file, moving
-averages, the convergence figures of Q3(c), and which saves score a run.  No torch here, so that
-plot_loss.py starts in a fraction of a second.
+"""The numbers behind plot_loss.py's figure: reading a loss file, moving averages and the convergence
+figures of Q3(c).  No torch here, so that plot_loss.py starts in a fraction of a second.
 """
 import numpy as np
 
@@ -53,10 +52,3 @@ def convergence_stats(losses, window):
         'smoothed_final': at[1.0], 'last_10pct_change': (at[1.0] - at[0.9]) / at[0.9],
     }
 
-
-def follows_short_batch(iteration, train_images, batch_size):
-    """Whether a save comes right after an epoch's last batch when that batch holds at least 2 images (one is
-    skipped) but under a quarter of a batch (674 images at 32 leave 2): BatchNorm's running averages move
-    towards two images' statistics, so such a save scores low in eval mode, and a run's score leaves it out."""
-    short = train_images % batch_size
-    return 2 <= short < batch_size // 4 and iteration % (train_images // batch_size + 1) == 0

@@ -122,9 +122,13 @@ class Split(NamedTuple):
     probe: MeasuredSet
 
 
+def held_out_count(num_images, fraction):
+    return 0 if fraction == 0 else max(1, round(num_images * fraction))
+
+
 def held_out_split(num_images, fraction, streams):
     """(training, held-out) image indices: a seeded choice, disjoint, each sorted; none held out for 0."""
-    count = 0 if fraction == 0 else max(1, round(num_images * fraction))
+    count = held_out_count(num_images, fraction)
     order = torch.randperm(num_images, generator=streams.held_out_split())
     return order[count:].sort().values, order[:count].sort().values
 
@@ -194,10 +198,18 @@ def batches_per_epoch(num_images, batch_size):
     return full + (rest >= 2)
 
 
+def follows_short_batch(iteration, train_images, batch_size):
+    """Whether a save comes right after an epoch's last batch when that batch is trained (2 images or more)
+    but under a quarter of a batch (674 images at 32 leave 2): BatchNorm's running averages move towards
+    two images' statistics, so such a save scores low in eval mode, and a run's score leaves it out."""
+    short = train_images % batch_size
+    return 2 <= short < batch_size // 4 and iteration % batches_per_epoch(train_images, batch_size) == 0
+
+
 def total_iterations(config, num_images):
     """The iterations a run of `config` on `num_images` images trains for, held-out images left out."""
-    held_out = 0 if config.val_split == 0 else max(1, round(num_images * config.val_split))
-    return config.epochs * batches_per_epoch(num_images - held_out, config.batch_size)
+    return config.epochs * batches_per_epoch(num_images - held_out_count(num_images, config.val_split),
+                                             config.batch_size)
 
 
 def batch_order(num_images, batch_size, streams, first, last, device):

@@ -38,7 +38,7 @@ from dae.checkpoint import CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint  # 
 from dae.trained import load_model, read_validation, split_of_run  # noqa: E402
 from dae.files import write_text_atomic  # noqa: E402
 from dae.images import psnr, save_grid  # noqa: E402
-from dae.loss_stats import follows_short_batch, read_losses  # noqa: E402
+from dae.loss_stats import read_losses  # noqa: E402
 from dae.machine import machine_name  # noqa: E402
 from dae.training import RunConfig  # noqa: E402
 from classical import IntensityMap, apply_filter, best_classical, choose, classical_filters  # noqa: E402
@@ -140,7 +140,7 @@ def evaluate_run(name, folder, timing, config, split, previous=None):
     model = models.build(config.model.name, config.model.latent_size, config.model.image_size)
     seed, held_out, train_images = config.seed, split.held_out, split.train.size(0)
     saves = [row for row in read_validation(os.path.join(folder, VALIDATION_NAME))
-             if not follows_short_batch(row.iteration, train_images, config.batch_size)][-LAST_SAVES:]
+             if not training.follows_short_batch(row.iteration, train_images, config.batch_size)][-LAST_SAVES:]
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
     row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': config.noise_level,
             'model': config.model.name, 'latent_size': config.model.latent_size if model.has_latent else None,

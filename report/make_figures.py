@@ -35,7 +35,7 @@ from dae.trained import load_model, model_of, read_validation, save_weights, spl
 from dae.files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
 from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
 from dae.latents import data_latents, fitted_gaussian, user_draws  # noqa: E402
-from dae.loss_stats import convergence_stats, follows_short_batch, read_losses  # noqa: E402
+from dae.loss_stats import convergence_stats, read_losses  # noqa: E402
 from dae.machine import machine_name  # noqa: E402
 
 RUN = os.path.join(HERE, 'run')  # the default run: 500 epochs on all 749 images
@@ -334,7 +334,7 @@ def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
         log = f.read()
     train_images, batch_size = (int(re.search(pattern, log).group(1)) for pattern in
                                 (r'(\d+) images from', r'batch_size=(\d+)'))
-    scored = [row for row in rows if not follows_short_batch(row.iteration, train_images, batch_size)]
+    scored = [row for row in rows if not training.follows_short_batch(row.iteration, train_images, batch_size)]
     last = scored[-3:]
     table.append(f'| mean of the last 3 full-batch saves | | {np.mean([r.train_psnr for r in last]):.2f} dB | '
                  f'{np.mean([r.psnr for r in last]):.2f} dB | '

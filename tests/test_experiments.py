@@ -232,7 +232,7 @@ def test_the_tables_leave_out_the_development_seed_where_test_seeds_are_there():
 
 
 def test_a_save_right_after_a_two_image_batch_is_left_out_of_the_score():
-    from dae.loss_stats import follows_short_batch
+    from dae.training import follows_short_batch
     # 674 training images at batch 32: 22 batches an epoch, the last of 2 images
     assert [i for i in range(1, 100) if follows_short_batch(i, 674, 32)] == [22, 44, 66, 88]
     assert not any(follows_short_batch(i, 749, 32) for i in range(1, 100))  # a last batch of 13
