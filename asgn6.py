@@ -71,6 +71,10 @@ def build_parser():
     p.add_argument('--memory-format', default='channels_last', choices=list(MEMORY_FORMATS), help='layout of model '
                    'and batches; a run repeats exactly only in the same format (default: channels_last)')
     p.add_argument('--compile', action='store_true', help='torch.compile the model (default: off)')
+    p.add_argument('--comparable-grids', action='store_true', help="grids that compare across saves: the fixed "
+                   'range [-1, 1], and novel images decoded in eval mode from one batch of latents for the whole '
+                   "run (default: the starter's grids, each rescaled to its own range, and a fresh novel batch "
+                   'decoded in training mode at every save)')
     p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT', help='continue the run '
                    f'of CHECKPOINT (default when given alone: OUTPUT_DIR/{CHECKPOINT_NAME}); flags not given are its '
                    "run's (default: off)")
@@ -87,6 +91,7 @@ class Invocation:
     loss_file: str
     device: str
     compile: bool
+    comparable_grids: bool
     resume: str
     overwrite: bool
 
@@ -226,7 +231,8 @@ def train(state, split, run, stop):
                 measure(state, split)
             # grids keep to the save interval and the last iteration; a stop by signal draws none
             if iteration % config.save_interval == 0 or last:
-                save_grids(state, run, (clean, noisy, denoised), latents)
+                save_grids(state, run, (clean, noisy, denoised), latents if run.where.comparable_grids else
+                           training.starter_latents(config, streams, iteration, device))
             save_run(state, run)
         if stopping:
             break
@@ -244,12 +250,16 @@ def measure(state, split):
 
 
 def save_grids(state, run, rows, latents):
-    """sample-NNNNNN.png (clean / noisy / denoised rows) and novel-NNNNNN.png (the run's latents, decoded)."""
-    folder, iteration = run.where.output_dir, state.iteration
-    save_grid(os.path.join(folder, f'sample-{iteration:06d}.png'), torch.cat(rows), images_per_row=rows[0].size(0))
+    """sample-NNNNNN.png (clean / noisy / denoised rows) and novel-NNNNNN.png (latents decoded): the starter's
+    way (each grid rescaled to its own range, training mode), or with --comparable-grids in a fixed range."""
+    folder, iteration, comparable = run.where.output_dir, state.iteration, run.where.comparable_grids
+    value_range = (-1, 1) if comparable else None
+    save_grid(os.path.join(folder, f'sample-{iteration:06d}.png'), torch.cat(rows), images_per_row=rows[0].size(0),
+              value_range=value_range)
     if state.model.has_latent:
-        save_grid(os.path.join(folder, f'novel-{iteration:06d}.png'), training.decode_novel(state.model, latents),
-                  images_per_row=8)
+        decode = training.decode_novel if comparable else training.decode_as_starter
+        save_grid(os.path.join(folder, f'novel-{iteration:06d}.png'), decode(state.model, latents), images_per_row=8,
+                  value_range=value_range)
 
 
 def save_run(state, run):

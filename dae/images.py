@@ -137,9 +137,10 @@ def psnr(images, reference):
     return (10 * torch.log10(4 / mse)).mean().item()
 
 
-def save_grid(path, images, images_per_row):
-    """A PNG grid of images in [-1, 1], with that fixed range (no per-grid rescaling that would shift colours)."""
+def save_grid(path, images, images_per_row, value_range=(-1, 1)):
+    """A PNG grid of images in [-1, 1], shown in that fixed range, or with value_range=None rescaled to the
+    grid's own minimum and maximum, as the starter shows its grids."""
     from torchvision.utils import save_image
     images = images.detach().float().cpu()
     atomic_write(path, lambda tmp: save_image(images, tmp, nrow=images_per_row, normalize=True,
-                                              value_range=(-1, 1), format='png'))
+                                              value_range=value_range, format='png'))

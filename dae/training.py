@@ -84,6 +84,10 @@ class Streams:
     def novel_latents(self):
         return torch.Generator().manual_seed(self.seed + 1)
 
+    def save_latents(self, iteration):
+        # the starter's fresh novel batch at each save, drawn apart from every training stream
+        return torch.Generator().manual_seed(self.seed * 1_000_037 + iteration)  # of (seed, iteration) alone
+
     def held_out_split(self):
         return torch.Generator().manual_seed(self.seed + 2)
 
@@ -260,6 +264,24 @@ class LossBuffer:
 def novel_latents(count, size, streams, device):
     """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
     return (2 * torch.rand(count, size, generator=streams.novel_latents()) - 1).to(device)
+
+
+def starter_latents(config, streams, iteration, device):
+    """The starter's novel batch: fresh at every save, uniform in [-1, 1], as many as a training batch."""
+    latents = 2 * torch.rand(config.batch_size, config.model.latent_size, generator=streams.save_latents(iteration)) - 1
+    return latents.to(device)
+
+
+@torch.no_grad()
+def decode_as_starter(model, latents):
+    """Decode in training mode, as the starter does: BatchNorm normalises with this batch's own statistics.
+    The starter's decode also moves the running statistics; here they are put back, so that the pictures
+    change nothing that eval mode reads (held-out scores, the saved model)."""
+    buffers = [buffer.clone() for buffer in model.decoder.buffers()]
+    images = model.decode(latents)
+    for buffer, saved in zip(model.decoder.buffers(), buffers):
+        buffer.copy_(saved)
+    return images
 
 
 @torch.no_grad()
