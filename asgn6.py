@@ -21,101 +21,101 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import shlex
 from dataclasses import dataclass
 
 import torch
 
-import models
-from dae import cli, training
-from dae.checkpoint import (CHECKPOINT_NAME, VALIDATION_NAME, TrainingState, Validation, load_checkpoint,
-                            save_checkpoint, save_losses, save_validation)
+from dae import cli, training, variants
+from dae.run import (CHECKPOINT_NAME, VALIDATION_NAME, RunConfig, TrainingState, Validation, as_flag,
+                     load_checkpoint, resumed_config, save_checkpoint, save_losses, save_validation,
+                     total_iterations)
 from dae.images import add_noise, load_dataset, save_grid, to_unit_range
 from dae.files import check_can_create, make_folder
 from dae.run_folder import FolderLock, refuse_to_replace, run_outputs
-from dae.training import MEMORY_FORMATS, RunConfig, Streams
+from dae.training import MEMORY_FORMATS, Streams
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Where and how this call trains: folders, device, intervals, resuming.  Never stored, and none of it
+    changes a number: a checkpoint holds the RunConfig alone, so that it names no folder of the machine
+    that wrote it."""
+    data_dir: str = 'data'
+    output_dir: str = 'samples'
+    loss_file: str = 'loss.txt'
+    log_interval: int = 10
+    save_interval: int = 100
+    device: str = 'auto'
+    compile: bool = False
+    comparable_grids: bool = False
+    resume: str = None
+    overwrite: bool = False
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='asgn6.py', description=__doc__, allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--data-dir', default='data', help='folder of training images, sub-folders included (the '
-                   "course's data/pokemon/*.png, or a flat folder); resized and centre-cropped (default: data, here or "
-                   'beside asgn6.py)')
-    p.add_argument('--image-size', type=cli.positive_int(), default=64, help='side of the training images; the '
-                   "assignment's decoder makes 64x64 images, so only 64 is accepted (default: 64)")
-    p.add_argument('--latent-size', type=cli.positive_int(), default=128, help='size z_dim of the latent code (default: 128)')
-    p.add_argument('--batch-size', type=cli.positive_int(2), default=32, help='images per iteration; an epoch\'s last '
-                   'batch holds the rest, skipped if it is one image (BatchNorm needs two) (default: 32)')
-    p.add_argument('--epochs', type=cli.positive_int(), default=500, help='passes through the data (default: 500)')
-    p.add_argument('--log-interval', type=cli.positive_int(), default=10, help='iterations between progress lines (default: 10)')
-    p.add_argument('--save-interval', type=cli.positive_int(), default=100, help='iterations between grids, loss file '
-                   'and checkpoint; also written at the end, the last two on Ctrl-C (default: 100)')
-    p.add_argument('--output-dir', default='samples', help='folder for grids and checkpoint (default: samples)')
-    p.add_argument('--loss-file', default='loss.txt', help="every iteration's loss, one per line (default: loss.txt)")
-    p.add_argument('--seed', type=int, default=4680, help='seeds weights, data order and noise (default: 4680)')
-    p.add_argument('--noise-level', type=cli.positive_float, default=1.0, help='noise is uniform in [-L, L], then '
-                   "clamped to [-1, 1]; 1 is the assignment's (default: 1.0)")
-    p.add_argument('--model', default='spec', choices=models.MODEL_NAMES, help="spec: the assignment's; conv-encoder: "
-                   'a convolutional encoder; unet: no bottleneck; residual-unet: the stronger denoiser (default: spec)')
-    p.add_argument('--loss', default='l1', choices=['l1', 'mse'], help="l1 is the assignment's (default: l1)")
-    p.add_argument('--lr-schedule', default='constant', choices=['constant', 'cosine'], help="the starter's rates "
-                   'throughout, or falling along half a cosine to nearly 0 at the last iteration (default: constant)')
+    """The flags, each with no argparse default (SUPPRESS), so that the namespace holds the flags typed: the
+    defaults are RunConfig's and Invocation's, which the help quotes."""
+    run, call = RunConfig, Invocation
+    p = cli.ArgumentParser('asgn6.py', __doc__, argument_default=argparse.SUPPRESS)
+    p.add_argument('--data-dir', help='folder of training images, sub-folders included (the course\'s '
+                   'data/pokemon/*.png, or a flat folder); resized and centre-cropped (default: '
+                   f'{call.data_dir}, here or beside asgn6.py)')
+    p.add_argument('--image-size', type=cli.positive_int(), help='side of the training images; the assignment\'s '
+                   f'decoder makes 64x64 images, so only 64 is accepted (default: {run.image_size})')
+    p.add_argument('--latent-size', type=cli.positive_int(),
+                   help=f'size z_dim of the latent code (default: {run.latent_size})')
+    p.add_argument('--batch-size', type=cli.positive_int(2), help='images per iteration; an epoch\'s last batch '
+                   f'holds the rest, skipped if it is one image (BatchNorm needs two) (default: {run.batch_size})')
+    p.add_argument('--epochs', type=cli.positive_int(), help=f'passes through the data (default: {run.epochs})')
+    p.add_argument('--log-interval', type=cli.positive_int(),
+                   help=f'iterations between progress lines (default: {call.log_interval})')
+    p.add_argument('--save-interval', type=cli.positive_int(), help='iterations between grids, loss file and '
+                   f'checkpoint; also written at the end, the last two on Ctrl-C (default: {call.save_interval})')
+    p.add_argument('--output-dir', help=f'folder for grids and checkpoint (default: {call.output_dir})')
+    p.add_argument('--loss-file', help=f"every iteration's loss, one per line (default: {call.loss_file})")
+    p.add_argument('--seed', type=int, help=f'seeds weights, data order and noise (default: {run.seed})')
+    p.add_argument('--noise-level', type=cli.positive_float, help='noise is uniform in [-L, L], then clamped to '
+                   f"[-1, 1]; 1 is the assignment's (default: {run.noise_level})")
+    p.add_argument('--model', choices=variants.MODEL_NAMES, help="spec: the assignment's; conv-encoder: a "
+                   'convolutional encoder; resize-decoder: a decoder that doubles by resizing, then convolves; '
+                   f'unet: no bottleneck; residual-unet: the stronger denoiser (default: {run.model})')
+    p.add_argument('--loss', choices=['l1', 'mse'], help=f"l1 is the assignment's (default: {run.loss})")
+    p.add_argument('--lr-schedule', choices=['constant', 'cosine'], help="the starter's rates throughout, or "
+                   f'falling along half a cosine to nearly 0 at the last iteration (default: {run.lr_schedule})')
     p.add_argument('--augment', action='store_true', help='each image as one of its eight mirror images and quarter '
                    'turns, drawn anew for every batch (default: off)')
-    p.add_argument('--val-split', type=cli.fraction, default=0.0, help='fraction of the images held out, chosen by '
-                   f'--seed; every save adds their PSNR to OUTPUT_DIR/{VALIDATION_NAME} (default: 0)')
-    cli.add_device_flag(p)
-    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'], help='bf16 autocast is faster only '
-                   'with bf16 arithmetic in hardware (benchmarks/README.md) (default: fp32)')
-    p.add_argument('--memory-format', default='channels_last', choices=list(MEMORY_FORMATS), help='layout of model '
-                   'and batches; a run repeats exactly only in the same format (default: channels_last)')
+    p.add_argument('--val-split', type=cli.fraction, help='fraction of the images held out, chosen by --seed; every '
+                   f'save adds their PSNR to OUTPUT_DIR/{VALIDATION_NAME} (default: {run.val_split:g})')
+    p.add_argument('--device', choices=['auto', 'cpu', 'cuda', 'mps'],
+                   help='auto picks cuda, then mps, then cpu (default: auto)')
+    p.add_argument('--precision', choices=['fp32', 'bf16'], help='bf16 autocast is faster only with bf16 '
+                   f'arithmetic in hardware (benchmarks/README.md) (default: {run.precision})')
+    p.add_argument('--memory-format', choices=list(MEMORY_FORMATS), help='layout of model and batches; a run '
+                   f'repeats exactly only in the same format (default: {run.memory_format})')
     p.add_argument('--compile', action='store_true', help='torch.compile the model (default: off)')
-    p.add_argument('--comparable-grids', action='store_true', help="grids that compare across saves: the fixed "
+    p.add_argument('--comparable-grids', action='store_true', help='grids that compare across saves: the fixed '
                    'range [-1, 1], and novel images decoded in eval mode from one batch of latents for the whole '
                    "run (default: the starter's grids, each rescaled to its own range, and a fresh novel batch "
                    'decoded in training mode at every save)')
-    p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT', help='continue the run '
-                   f'of CHECKPOINT (default when given alone: OUTPUT_DIR/{CHECKPOINT_NAME}); flags not given are its '
+    p.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT', help='continue the run of '
+                   f'CHECKPOINT (default when given alone: OUTPUT_DIR/{CHECKPOINT_NAME}); flags not given are its '
                    "run's (default: off)")
     p.add_argument('--overwrite', action='store_true', help="start afresh over another run's files (default: off)")
     return p
 
 
-@dataclass(frozen=True)
-class Invocation:
-    """Where and how this call trains: folders, device, resuming.  Never stored: a checkpoint holds the
-    RunConfig alone, so that it names no folder of the machine that wrote it."""
-    data_dir: str
-    output_dir: str
-    loss_file: str
-    device: str
-    compile: bool
-    comparable_grids: bool
-    resume: str
-    overwrite: bool
-
-
 def parse_args(argv):
-    """(RunConfig, Invocation, the names of the flags given on the command line)."""
+    """(RunConfig, Invocation, {setting: value} of the flags typed on the command line)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.image_size != 64:
+    given = vars(parser.parse_args(argv))
+    if given.get('image_size', RunConfig.image_size) != 64:
         parser.error("argument --image-size: the assignment's decoder outputs 64x64 images, so it must be 64")
-    values = vars(args)
-    parser.set_defaults(**{name: None for name in values})  # now only the flags given have a value
-    given = {name for name, value in vars(parser.parse_args(argv)).items() if value is not None}
-    return (RunConfig.from_flat(values), Invocation(**{key: values[key] for key in Invocation.__dataclass_fields__}),
-            given)
+    config = RunConfig(**{key: value for key, value in given.items() if key in RunConfig.__dataclass_fields__})
+    where = Invocation(**{key: value for key, value in given.items() if key in Invocation.__dataclass_fields__})
+    return config, where, given
 
 
-def as_flag(key, value):
-    """A setting as its flag on the command line: '--augment', 'no --augment', '--data-dir my\\ folder'."""
-    name = '--' + key.replace('_', '-')
-    return name if value is True else f'no {name}' if value is False else f'{name} {shlex.quote(str(value))}'
-
-
-def resumed(config, where, given):
+def resumed(where, given):
     """(config, where, checkpoint) of a resumed run: what was not given comes from the checkpoint, and the
     output folder and loss file are found from the checkpoint's own place."""
     path = os.path.join(where.output_dir, CHECKPOINT_NAME) if where.resume == 'auto' else where.resume
@@ -126,12 +126,7 @@ def resumed(config, where, given):
     if checkpoint.get('weights_only'):
         raise cli.UsageError(f'--resume {path}: holds a model\'s weights only, with no optimiser state to train on '
                              'from; resume from the OUTPUT_DIR/checkpoint.pt of a run')
-    saved, mine = checkpoint['config'].flat(), config.flat()
-    for key in checkpoint['config'].must_match():
-        if key in given and mine[key] != saved[key]:
-            raise cli.UsageError(f'--resume: the checkpoint\'s run has {as_flag(key, saved[key])}; this one has '
-                                 f'{as_flag(key, mine[key])}')
-    taken = {key: value for key, value in saved.items() if key not in given and value != mine[key]}
+    config, taken = resumed_config(checkpoint['config'], given)
     if taken:
         print('from the checkpoint: ' + ' '.join(as_flag(key, value) for key, value in taken.items()))
     folder, places = os.path.dirname(path) or '.', {}
@@ -139,8 +134,7 @@ def resumed(config, where, given):
         places['output_dir'] = folder
     if 'loss_file' not in given and 'loss_file' in checkpoint:
         places['loss_file'] = os.path.normpath(os.path.join(folder, checkpoint['loss_file']))
-    config, where = RunConfig.from_flat({**saved, **{key: mine[key] for key in given if key in mine}}), \
-        dataclasses.replace(where, **places)
+    where = dataclasses.replace(where, **places)
     print(f'resuming {path}: grids and checkpoint to {where.output_dir}, losses to {where.loss_file}')
     return config, where, checkpoint
 
@@ -151,7 +145,8 @@ def load_data(config, where, device):
     if inside:
         print(f'note: --output-dir {where.output_dir} is inside --data-dir {where.data_dir}: its images are left out')
     with cli.about('--data-dir'):
-        images, paths = load_dataset(where.data_dir, config.model.image_size, skip=[where.output_dir] if inside else [])
+        images, paths = load_dataset(where.data_dir, config.image_size, skip=[where.output_dir] if inside else [],
+                                     on_progress=cli.decode_progress())
     split = training.split_dataset(images, paths, config, device)
     if split.train.size(0) < 2:
         raise cli.UsageError(f'--val-split {config.val_split}: leaves {split.train.size(0)} training image(s); need 2')
@@ -174,7 +169,7 @@ def start_state(config, checkpoint, device, num_images):
     except RuntimeError as error:  # torch's way of saying that a tensor does not fit
         if 'allocate' not in str(error):
             raise
-        raise cli.UsageError(f'--latent-size {config.model.latent_size}: the {config.model.name} model does not fit '
+        raise cli.UsageError(f'--latent-size {config.latent_size}: the {config.model} model does not fit '
                              f'in memory ({str(error).splitlines()[0]})') from None
     state = TrainingState(model, optimizers, streams.training_noise(device))
     if checkpoint is not None:
@@ -191,17 +186,20 @@ class Run:
     config: RunConfig
     where: Invocation
     num_images: int
-    per_epoch: int
 
     @property
     def total(self):
-        return self.config.epochs * self.per_epoch
+        return total_iterations(self.config, self.num_images)
+
+    @property
+    def per_epoch(self):
+        return self.total // self.config.epochs
 
 
 def train(state, split, run, stop):
     """Iterations after state.iteration up to run.total (numbered across epochs from 1, as in the starter)."""
     config, streams, device = run.config, Streams(run.config.seed), split.train.device
-    latents = training.novel_latents(config.batch_size, config.model.latent_size, streams, device)
+    latents = training.novel_latents(config.batch_size, config.latent_size, streams, device)
     progress, losses = cli.Progress(run.total, done=state.iteration), training.LossBuffer()
     for iteration, indices in training.batch_order(split.train.size(0), config.batch_size, streams,
                                                    state.iteration + 1, run.total, device):
@@ -217,8 +215,8 @@ def train(state, split, run, stop):
 
         # a signal is read once: one landing later in this iteration waits for the next
         stopping, last = stop.signum is not None, iteration == run.total
-        log = iteration % config.log_interval == 0 or last or stopping
-        save = iteration % config.save_interval == 0 or last or stopping
+        log = iteration % run.where.log_interval == 0 or last or stopping
+        save = iteration % run.where.save_interval == 0 or last or stopping
         if log or save:
             state.history.losses += losses.flush()
         if log:
@@ -229,11 +227,11 @@ def train(state, split, run, stop):
         if save:
             if split.held_out is not None:
                 measure(state, split)
+            save_run(state, run)
             # grids keep to the save interval and the last iteration; a stop by signal draws none
-            if iteration % config.save_interval == 0 or last:
+            if iteration % run.where.save_interval == 0 or last:
                 save_grids(state, run, (clean, noisy, denoised), latents if run.where.comparable_grids else
                            training.starter_latents(config, streams, iteration, device))
-            save_run(state, run)
         if stopping:
             break
 
@@ -263,12 +261,17 @@ def save_grids(state, run, rows, latents):
 
 
 def save_run(state, run):
-    """Loss file, validation table and checkpoint: all a resumed run needs."""
-    save_losses(run.where.loss_file, state.history.losses)
-    if state.history.validation:
-        save_validation(os.path.join(run.where.output_dir, VALIDATION_NAME), state.history.validation)
-    save_checkpoint(os.path.join(run.where.output_dir, CHECKPOINT_NAME), state, run.config, run.num_images,
-                    run.where.loss_file)
+    """Checkpoint, loss file and validation table: all a resumed run needs. The checkpoint goes first and holds
+    every loss and measurement too, so a file that cannot be written after it loses nothing."""
+    checkpoint = os.path.join(run.where.output_dir, CHECKPOINT_NAME)
+    save_checkpoint(checkpoint, state, run.config, run.num_images, run.where.loss_file)
+    try:
+        save_losses(run.where.loss_file, state.history.losses)
+        if state.history.validation:
+            save_validation(os.path.join(run.where.output_dir, VALIDATION_NAME), state.history.validation)
+    except OSError as error:
+        raise cli.Failure(f'cannot write the losses ({error.strerror or error}); {checkpoint} was saved at iteration '
+                          f'{state.iteration} and holds every loss so far') from None
 
 
 @contextlib.contextmanager
@@ -295,7 +298,7 @@ def last_good_save_kept(loss_file):
     """A diverged run stops with the iteration named; what it saved before that stands."""
     try:
         yield
-    except cli.Failure as error:
+    except cli.Diverged as error:
         raise cli.Failure(f'{error}; training stopped. {loss_file} and the checkpoint hold the last good save')
 
 
@@ -309,25 +312,26 @@ def run(config, where, given, argv):
         where = dataclasses.replace(where, data_dir=EMBEDDED_DATA)
     checkpoint = None
     if where.resume:
-        config, where, checkpoint = resumed(config, where, given)
+        config, where, checkpoint = resumed(where, given)
     with cli.about('--output-dir'):
         check_can_create(where.output_dir, is_folder=True)
     with cli.about('--loss-file'):
         check_can_create(where.loss_file)
     if not where.resume and not where.overwrite:
         refuse_to_replace(where.output_dir, where.loss_file)
-    print(' '.join(f'{key}={value}' for key, value in {**config.flat(), **dataclasses.asdict(where)}.items()),
-          f'| device={device}', flush=True)
+    settings = {**dataclasses.asdict(config), **dataclasses.asdict(where)}
+    print(' '.join(f'{key}={value}' for key, value in settings.items()), f'| device={device}', flush=True)
     split, num_images = load_data(config, where, device)
     state = start_state(config, checkpoint, device, num_images)
     if where.compile:
         state.model.compile()
-    run_ = Run(config, where, num_images, training.batches_per_epoch(split.train.size(0), config.batch_size))
+    run_ = Run(config, where, num_images)
     if state.iteration >= run_.total:
         print(f'asgn6.py: the run is already complete at iteration {state.iteration} of {run_.total} (--epochs '
               f'{config.epochs}); to train on, resume with a larger --epochs')
         return 0
-    print(f'{split.train.size(0)} images from {where.data_dir}, {run_.per_epoch} iterations per epoch, '
+    print(f'{split.train.size(0)} images from {where.data_dir}, {run_.per_epoch} '
+          f'iteration{"s" if run_.per_epoch > 1 else ""} per epoch, '
           f'starting at iteration {state.iteration + 1}', flush=True)
 
     with cli.StopRequest() as stop, output_claimed(where), last_good_save_kept(where.loss_file):
@@ -338,7 +342,8 @@ def run(config, where, given, argv):
               f'continue:\n  {cli.shell_command(os.path.relpath(__file__), [a for a in resume if a != "--overwrite"])}',
               flush=True)
         return 128 + stop.signum
-    print(f'done: {run_.total} iterations; losses in {where.loss_file}, grids and {CHECKPOINT_NAME} in {where.output_dir}')
+    print(f'done: {run_.total} iterations; losses in {where.loss_file}, grids and {CHECKPOINT_NAME} in '
+          f'{where.output_dir}')
     return 0
 
 

@@ -1,5 +1,6 @@
 # COMP4680/8650 Assignment 6 -- Name: ____________________  Student ID: ____________
-"""Size checker for models.py (Assignment 6, Q3a): does every layer produce the tensor size the spec asks for?
+"""Size checker for models.py (Assignment 6: Q2 asks for it, Q3(a) runs it): does every layer produce the tensor size
+the spec asks for?
 
     python check_models.py        # prints 'Ran 4 tests in ...s' and 'OK' when all sizes are right
 

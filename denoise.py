@@ -6,14 +6,14 @@
     python denoise.py --generate 32 --latent-source data  # 32 novel images from the data's latent codes
     python denoise.py --interpolate a.png b.png           # a row decoded between two images' codes
 
-Images are read as for training: transparency on white, short side resized and centre-cropped to
-the model's 64x64 (the assignment's decoder makes 64x64 images and no other size).  A fully
-convolutional model (asgn6.py --model unet) denoises every image at its own size instead, and has no
-latent code to generate or interpolate from.  Outputs go to
---out: NAME-denoised.png and NAME-compare.png (input, noisy input if any, output), generated.png,
-interpolation.png.
+Which model: --checkpoint, or by default for IMAGE... the shipped residual U-Net (weights/residual-unet.pt),
+which denoises every image at its own size and generalises to images it never saw; for --generate and
+--interpolate, which need the latent code of the assignment's model, your finished run
+(samples/checkpoint.pt), else the shipped weights/spec.pt.  With the assignment's model an image is read
+as for training: transparency on white, short side resized and centre-cropped to its 64x64.  Outputs go to
+--out: NAME-denoised.png and NAME-compare.png (input, noisy input if any, output), generated.png and
+interpolation.png (numbered -2, -3 ... where an earlier one is, so that none is overwritten).
 """
-import argparse
 import collections
 import os
 import sys
@@ -22,30 +22,29 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import models
-from dae import cli
-from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from dae.trained import model_of
-from dae.training import total_iterations
+from dae import cli, variants
+from dae.run import CHECKPOINT_NAME, load_checkpoint, model_of, total_iterations
 from dae.images import add_noise, find_images, load_dataset, psnr, save_grid
-from dae.latents import data_latents, uniform_latents, user_draws
+from dae.latents import data_latents, user_draws
+from dae.training import uniform_latents
 from dae.files import check_can_create, make_folder
 from dae.denoising import (BandedNoise, TiledDenoiser, read_image, save_pixels, save_png_bands, side_by_side,
                            to_tensor)
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
 DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
-SHIPPED_SPEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights', 'spec.pt')
+WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
+SHIPPED_SPEC = os.path.join(WEIGHTS, 'spec.pt')  # the assignment's model after the report's 500-epoch run
+SHIPPED_DENOISER = os.path.join(WEIGHTS, 'residual-unet.pt')  # the stronger denoiser of the report's Q3(f)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='denoise.py', description=__doc__, allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser('denoise.py', __doc__)
     p.add_argument('images', nargs='*', metavar='IMAGE', help='image files or folders of images to denoise; a '
                    "folder's sub-folders are kept in --out")
-    p.add_argument('--checkpoint', help='checkpoint written by asgn6.py, or shipped weights such as '
-                   f'weights/residual-unet.pt (default: {DEFAULT_CHECKPOINT} if a run there has finished, else '
-                   'the shipped weights/spec.pt)')
+    p.add_argument('--checkpoint', help='checkpoint written by asgn6.py, or shipped weights (default: to denoise '
+                   'IMAGE..., the shipped weights/residual-unet.pt; to generate or interpolate, '
+                   f'{DEFAULT_CHECKPOINT} if a run there has finished, else the shipped weights/spec.pt)')
     p.add_argument('--out', default='denoised', help='folder for the output PNGs (default: denoised)')
     p.add_argument('--add-noise', action='store_true', help="add the training noise first and print PSNRs "
                    'against the clean input (default: denoise the image as given)')
@@ -137,7 +136,7 @@ def denoise_resized(job, path, name):
 
 def tile_progress(path, tiles, every=3.0):
     """A progress line every few seconds, once an image has taken more than a few."""
-    progress = cli.Progress(tiles, every=every)
+    progress = cli.Progress(tiles, every=every, startup=False)
 
     def report(done):
         if progress.due(done):
@@ -169,27 +168,39 @@ def denoise_full_size(job, path, name):
 
 
 def denoise_files(job, paths):
-    """Denoise each image ({output name: path}); an unreadable one is reported and skipped. Returns how many
-    were unreadable."""
-    failed = 0
+    """Denoise each image ({output name: path}); an unreadable one among several is skipped with a warning, as
+    training skips it. Returns how many were skipped."""
+    skipped = 0
     for name, path in paths.items():
         try:
             gains = (denoise_resized if job.model.has_latent else denoise_full_size)(job, path, name)
         except cli.UsageError as error:
-            print(f'denoise.py: error: {error}', file=sys.stderr)
-            failed += 1
+            if len(paths) == 1:  # the one image asked for: its own error, in one line
+                raise
+            print(f'warning: skipping {error}', file=sys.stderr)
+            skipped += 1
             continue
         gain = '' if gains is None else f' | PSNR noisy {gains[0]:.2f} dB -> denoised {gains[1]:.2f} dB'
         print(f'{path} -> {os.path.join(job.out, name)}-denoised.png{gain}')
-    return failed
+    return skipped
+
+
+def unused_name(out, name):
+    """`name` in --out, or name-2, name-3 ... when an earlier run's picture is there: none is overwritten."""
+    stem, extension = os.path.splitext(name)
+    candidate, count = name, 1
+    while os.path.exists(os.path.join(out, candidate)):
+        count += 1
+        candidate = f'{stem}-{count}{extension}'
+    return candidate
 
 
 @torch.no_grad()
 def generate(model, latents, source, out):
     """Decode latent vectors into one grid."""
     device = next(model.parameters()).device
-    path = os.path.join(out, 'generated.png')
-    save_grid(output_file(out, 'generated.png'), model.decode(latents.float().to(device)), images_per_row=8)
+    path = output_file(out, unused_name(out, 'generated.png'))
+    save_grid(path, model.decode(latents.float().to(device)), images_per_row=8)
     print(f'{latents.size(0)} images from {source} latents -> {path}')
 
 
@@ -200,45 +211,50 @@ def interpolate(model, first, second, *, steps, image_size, out):
     start, end = model.encode(ends)
     weights = torch.linspace(0, 1, steps, device=device).unsqueeze(1)
     decoded = model.decode((1 - weights) * start + weights * end)
-    path = os.path.join(out, 'interpolation.png')
-    save_grid(output_file(out, 'interpolation.png'), torch.cat([ends[:1], decoded, ends[1:]]), images_per_row=steps + 2)
+    path = output_file(out, unused_name(out, 'interpolation.png'))
+    save_grid(path, torch.cat([ends[:1], decoded, ends[1:]]), images_per_row=steps + 2)
     print(f'{first} -> {second} in {steps} steps -> {path}')
 
 
-def choose_weights(given):
-    """(path, checkpoint): --checkpoint as given; else your own finished run's model; else the shipped one, so
-    that denoising works before training and while a run is unfinished."""
+def choose_weights(given, denoising):
+    """(path, checkpoint, why it is the default or None): --checkpoint as given. Else, to denoise images, the
+    shipped residual U-Net, which denoises images it never saw; to generate or interpolate, which need a
+    latent code, your own finished run's model, else the shipped one of the assignment."""
     if given is not None:
         with cli.about('--checkpoint'):
-            return given, load_checkpoint(given)
+            return given, load_checkpoint(given), None
+    if denoising and os.path.exists(SHIPPED_DENOISER):
+        return SHIPPED_DENOISER, load_checkpoint(SHIPPED_DENOISER), (
+            "the default for your images: it denoises images it never saw, where the assignment's model turns them "
+            'into blobs; --checkpoint FILE for another')
     if os.path.exists(DEFAULT_CHECKPOINT):
         with cli.about('--checkpoint'):
             checkpoint = load_checkpoint(DEFAULT_CHECKPOINT)
         total = total_iterations(checkpoint['config'], checkpoint['num_images'])
         if checkpoint['iteration'] >= total or not os.path.exists(SHIPPED_SPEC):
-            return DEFAULT_CHECKPOINT, checkpoint
+            return DEFAULT_CHECKPOINT, checkpoint, None
         print(f'note: {DEFAULT_CHECKPOINT} is an unfinished run ({checkpoint["iteration"]} of {total} iterations); '
               f'using the shipped model instead (--checkpoint {DEFAULT_CHECKPOINT} uses it)')
     if os.path.exists(SHIPPED_SPEC):
-        return SHIPPED_SPEC, load_checkpoint(SHIPPED_SPEC)
+        return SHIPPED_SPEC, load_checkpoint(SHIPPED_SPEC), None
     raise cli.UsageError(f'no model: train one with `python asgn6.py` (it writes {DEFAULT_CHECKPOINT}) or give '
                          '--checkpoint FILE')
 
 
 def run(args):
     device = cli.choose_device(args.device)
-    args.checkpoint, checkpoint = choose_weights(args.checkpoint)
+    args.checkpoint, checkpoint, why = choose_weights(args.checkpoint, denoising=bool(args.images))
     with cli.about('--checkpoint'):
         model = model_of(checkpoint, device, args.checkpoint)
     config = checkpoint['config']
     origin = f', trained by `{checkpoint["command"]}`' if checkpoint.get('command') else ''
-    print(f'model: {args.checkpoint} ({config.model.name} after {checkpoint["iteration"]} iterations{origin})',
-          flush=True)
+    print(f'model: {args.checkpoint} ({config.model} after {checkpoint["iteration"]} iterations{origin})'
+          + (f': {why}' if why else ''), flush=True)
     if args.self_ensemble and not args.images:
         raise cli.UsageError('--self-ensemble is for denoising IMAGE...: it does not apply to --generate or '
                              '--interpolate')
     if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
-        raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {config.model.name} model has no latent code '
+        raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {config.model} model has no latent code '
                              'to generate or interpolate from')
     with cli.about('--out'):
         check_can_create(args.out, is_folder=True)
@@ -246,18 +262,21 @@ def run(args):
         draws = user_draws(args.seed)
         if args.latent_source == 'data':  # codes of noisy images, as the decoder saw them in training
             with cli.about('--data-dir'):
-                images, _ = load_dataset(args.data_dir, config.model.image_size)
+                images, _ = load_dataset(args.data_dir, config.image_size, on_progress=cli.decode_progress())
             latents = data_latents(model, images, config.noise_level, args.generate, draws)[1]
         else:
-            latents = uniform_latents(args.generate, config.model.latent_size, draws)
+            latents = uniform_latents(args.generate, config.latent_size, draws)
         generate(model, latents, args.latent_source, args.out)
     elif args.interpolate is not None:
-        interpolate(model, *args.interpolate, steps=args.steps, image_size=config.model.image_size, out=args.out)
+        interpolate(model, *args.interpolate, steps=args.steps, image_size=config.image_size, out=args.out)
     else:
         noise_level = (args.noise_level or config.noise_level) if args.add_noise else None
-        model = models.SelfEnsemble(model) if args.self_ensemble else model
-        job = Denoising(model, config.model.image_size, noise_level, args.seed, device, args.out)
-        return cli.EXIT_USAGE if denoise_files(job, image_paths(args.images, args.out)) else 0
+        model = variants.SelfEnsemble(model) if args.self_ensemble else model
+        job = Denoising(model, config.image_size, noise_level, args.seed, device, args.out)
+        paths = image_paths(args.images, args.out)
+        skipped = denoise_files(job, paths)
+        if skipped:
+            raise cli.UsageError(f'skipped {skipped} of {len(paths)} images that could not be read (named above)')
     return 0
 
 

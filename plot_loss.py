@@ -9,7 +9,6 @@ for each file: final, minimum and smoothed loss at 50%, 90% and 100% of training
 average there, which looks at no later loss), and the relative change of the smoothed loss over the
 last 10% of iterations (near 0 means the curve has flattened out).
 """
-import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ import numpy as np
 
 from dae import cli
 from dae.files import check_can_create, make_folder, save_figure
-from dae.loss_stats import centred_average, convergence_stats, read_losses
+from dae.loss_stats import centred_average, convergence_stats
+from dae.run import read_losses
 
 NON_INTERACTIVE_BACKENDS = {'agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template'}
 
@@ -102,8 +102,7 @@ def check_save_path(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='plot_loss.py', description=__doc__, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser('plot_loss.py', __doc__)
     parser.add_argument('loss_files', nargs='*', default=['loss.txt'], metavar='LOSS_FILE',
                         help='loss files from asgn6.py, one curve each (default: loss.txt)')
     parser.add_argument('--window', type=cli.positive_int(), default=None, help='moving-average window in iterations, '
@@ -129,7 +128,8 @@ def run(args):
     curves = [(path, read_losses(path)) for path in args.loss_files]
     for path, losses in curves:
         if args.log_y and losses.min() <= 0:
-            raise cli.UsageError(f'--log-y: {path} has a loss of {losses.min():g}, which a logarithmic axis cannot show')
+            raise cli.UsageError(f'--log-y: {path} has a loss of {losses.min():g}, which a logarithmic axis '
+                                 'cannot show')
         window = window_for(args.window, losses.size)
         print(describe(path, convergence_stats(losses, window), window))
     draw(curves, Figure(args.window, args.per_epoch, args.log_y, args.title, args.ylabel, args.save))

@@ -1,7 +1,7 @@
 """How start-up, memory and step time of asgn6.py grow with the size of --data-dir.
 
-    python benchmarks/bench_data.py                           # 1,000, 10,000 and 100,000 images: about 15 min
-    python benchmarks/bench_data.py --counts 1000 --iterations 5
+    python -m benchmarks.bench_data                           # 1,000, 10,000 and 100,000 images
+    python -m benchmarks.bench_data --counts 1000 --iterations 5
 
 Synthetic folders of 256x256 JPEGs (coloured shapes, like photos of one object on a plain background)
 are made once in --cache and reused. For each folder a fresh process decodes it as asgn6.py does (into
@@ -9,7 +9,6 @@ one uint8 tensor, each batch turned into [-1, 1] floats when it is taken) and tr
 of the spec model; it reports the decode time, images decoded per second, the process's peak resident
 memory, and the median time per training iteration.
 """
-import argparse
 import json
 import os
 import statistics
@@ -21,11 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dae import cli, training
+from dae.images import add_noise, load_dataset, to_unit_range
+from dae.run import RunConfig
+from dae.training import Streams
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from dae import cli, training  # noqa: E402
-from dae.images import add_noise, load_dataset, to_unit_range  # noqa: E402
-from dae.training import RunConfig, Streams  # noqa: E402
 
 
 def make_folder_of_images(folder, count, size=256, seed=0):
@@ -71,8 +71,7 @@ def resource_peak_mib():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='bench_data.py', description=__doc__, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser('bench_data.py', __doc__)
     parser.add_argument('--counts', type=cli.positive_int(2), nargs='+', default=[1000, 10000, 100000],
                         help='images per synthetic folder (default: 1000 10000 100000)')
     parser.add_argument('--cache', default=os.path.join(os.path.expanduser('~'), '.cache', 'asgn6-bench-data'),
@@ -93,8 +92,8 @@ def run(args):
     print('| images | decode | images/s | peak RSS | time per iteration |\n|---|---|---|---|---|')
     for count in args.counts:
         folder = make_folder_of_images(os.path.join(args.cache, f'jpeg-{count}'), count)
-        result = subprocess.run([sys.executable, os.path.abspath(__file__), '--worker', folder,
-                                 '--iterations', str(args.iterations)], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, '-m', 'benchmarks.bench_data', '--worker', folder,
+                                 '--iterations', str(args.iterations)], cwd=ROOT, capture_output=True, text=True)
         if result.returncode:
             raise cli.Failure(f'{count} images: {result.stderr.strip().splitlines()[-1]}')
         figures = json.loads(result.stdout.strip().splitlines()[-1])

@@ -2,7 +2,7 @@
 far its tiled output is from denoising the whole image at once.
 
     python asgn6.py --model unet --epochs 4 --output-dir unet --loss-file unet/loss.txt   # any U-Net checkpoint
-    python benchmarks/bench_denoise.py --checkpoint unet/checkpoint.pt --sizes 4000 10000
+    python -m benchmarks.bench_denoise --checkpoint unet/checkpoint.pt --sizes 4000 10000
 
 For each size, a synthetic image (the embedded Pokemon tiled over the canvas) is written to a temporary
 folder and denoised by `denoise.py IMAGE --checkpoint ...` in its own process; the table gives the wall
@@ -10,7 +10,6 @@ time and the peak resident memory of that process (what /usr/bin/time -v reports
 small enough to denoise whole (--compare-size), the PSNR of the tiled and of the whole-image output
 against the clean image, with the same noise.
 """
-import argparse
 import os
 import subprocess
 import sys
@@ -21,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dae import cli
+from dae.run import load_model
+from dae.denoising import TILE, BandedNoise, TiledDenoiser, read_image, to_uint8
+from dae.images import find_images, psnr, to_unit_range
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from dae import cli  # noqa: E402
-from dae.trained import load_model  # noqa: E402
-from dae.denoising import TILE, BandedNoise, TiledDenoiser, read_image, to_uint8  # noqa: E402
-from dae.images import find_images, psnr, to_unit_range  # noqa: E402
 
 
 def synthetic_image(size, data_dir, seed=0):
@@ -68,9 +67,10 @@ def tiled_against_whole(checkpoint, size, data_dir, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='bench_denoise.py', description=__doc__, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', required=True, help='a checkpoint of asgn6.py --model unet (no default)')
+    parser = cli.ArgumentParser('bench_denoise.py', __doc__)
+    parser.add_argument('--checkpoint', required=True, help='a fully convolutional model: the shipped '
+                        'weights/residual-unet.pt, or the checkpoint of an asgn6.py --model unet or residual-unet run '
+                        '(no default)')
     parser.add_argument('--sizes', type=cli.positive_int(), nargs='+', default=[4000, 10000], help='sides of the '
                         'square test images in pixels (default: 4000 10000)')
     parser.add_argument('--compare-size', type=cli.positive_int(), default=1500, help='side of the image denoised '
@@ -99,7 +99,8 @@ def run(args):
             print(f'| {size}x{size} | {size * size / 1e6:.0f} | {seconds:.0f} s | {peak_mib:.0f} MiB |', flush=True)
             os.unlink(path)
     tiled_db, whole_db, pixels = tiled_against_whole(args.checkpoint, args.compare_size, args.data_dir, args.seed)
-    print(f'\n{args.compare_size}x{args.compare_size} with noise: tiled {tiled_db:.4f} dB, whole image {whole_db:.4f} dB, '
+    print(f'\n{args.compare_size}x{args.compare_size} with noise: tiled {tiled_db:.4f} dB, '
+          f'whole image {whole_db:.4f} dB, '
           f'difference {abs(tiled_db - whole_db):.4f} dB; largest pixel difference {pixels}/255')
     return 0
 

@@ -1,6 +1,6 @@
 """Training speed of asgn6.py against a starter-style loop, in one process, on one device.
 
-    python benchmarks/bench_train.py                 # about 3 minutes on 2 CPU cores
+    python -m benchmarks.bench_train                 # benchmarks/README.md says how long
 
 Modes, each with the same model, batch size, seed and device, timed in alternating rounds so that
 a machine that speeds up or slows down during the run affects all of them alike:
@@ -15,7 +15,6 @@ a machine that speeds up or slows down during the run affects all of them alike:
 Reports images per second (median, min-max over rounds), the ratio to the starter, the share of a
 step spent outside forward/backward/optimiser, and the process's peak memory.
 """
-import argparse
 import os
 import resource
 import statistics
@@ -25,10 +24,11 @@ import time
 import torch
 from torchvision import datasets, transforms
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from dae import cli, training  # noqa: E402
-from dae.images import add_noise, load_dataset, to_unit_range  # noqa: E402
-from dae.training import RunConfig, Streams  # noqa: E402
+from dae import cli, training
+from dae.images import add_noise, load_dataset, to_unit_range
+from dae.run import RunConfig
+from dae.training import Streams
+
 
 LOSS_READ_INTERVAL = 10  # asgn6.py's default --log-interval: how often the loop reads losses back
 
@@ -131,8 +131,7 @@ def peak_memory(device):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='bench_train.py', description=__doc__, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser('bench_train.py', __doc__)
     parser.add_argument('--data-dir', default='data', help='image folder in the ImageFolder layout (default: data)')
     cli.add_device_flag(parser)
     parser.add_argument('--batch-size', type=cli.positive_int(2), default=32, help='images per iteration (default: 32)')

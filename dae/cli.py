@@ -4,6 +4,7 @@ work, 128 + N on signal N).  ASGN6_DEBUG=1 re-raises instead, with the traceback
 """
 import argparse
 import contextlib
+import logging
 import math
 import os
 import shlex
@@ -12,15 +13,21 @@ import sys
 import threading
 import time
 
+from dae.errors import Diverged, Failure, UsageError  # noqa: F401  (the scripts raise them through here)
+
 EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 128 + 2  # 128 + SIGINT
 
 
-class UsageError(Exception):
-    """A problem with what the user gave: exit status 2."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with every script's conventions: no abbreviated flags, the docstring shown as written, and a
+    bad flag answered in one line (the usage is what --help is for)."""
 
+    def __init__(self, prog, description, **options):
+        super().__init__(prog=prog, description=description, allow_abbrev=False,
+                         formatter_class=argparse.RawDescriptionHelpFormatter, **options)
 
-class Failure(Exception):
-    """The work itself went wrong (for example the loss diverged): exit status 1."""
+    def error(self, message):
+        self.exit(EXIT_USAGE, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
 
 
 def positive_int(minimum=1):
@@ -101,6 +108,7 @@ def report_errors(prog, work, interrupted=lambda: 'stopped'):
     """Run work(); what goes wrong becomes one line on stderr and the exit status of the convention, and
     interrupted() says what a Ctrl-C kept. An OSError or MemoryError is the machine's (a full disk, too
     little memory); ASGN6_DEBUG=1 shows the traceback of any of them."""
+    show_library_messages()
     if threading.current_thread() is threading.main_thread():  # a script may have quieted Ctrl-C while loading
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
@@ -117,6 +125,43 @@ def report_errors(prog, work, interrupted=lambda: 'stopped'):
         return EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILURE
 
 
+class CurrentStderr(logging.StreamHandler):
+    """Each message as one line on the stderr of the moment (a test's capture, say), worded as logged."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter('%(message)s'))
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
+def show_library_messages():
+    """The library's notes and warnings ('dae' loggers) on stderr, once however often asked."""
+    logger = logging.getLogger('dae')
+    if not any(isinstance(handler, CurrentStderr) for handler in logger.handlers):
+        logger.addHandler(CurrentStderr())
+        logger.propagate = False
+
+
+def decode_progress(every=2.0):
+    """A load_dataset callback that prints a line (count, images per second, time left) once decoding has
+    taken `every` seconds, and every `every` seconds after."""
+    lines = {}
+
+    def report(done, total):
+        progress = lines.setdefault('progress', Progress(total, every=every, startup=False))
+        if progress.due(done):
+            per_image, left = progress.update(done)
+            print(f'decoded {done:,}/{total:,} images | {1 / per_image:.0f} images/s | ETA {left}', flush=True)
+    return report
+
+
 def describe(error):
     if isinstance(error, MemoryError):
         return 'out of memory'
@@ -127,10 +172,11 @@ def describe(error):
 
 class Progress:
     """Items done against a total: the smoothed seconds per item and the time left, for every progress line
-    (training iterations, decoded images, denoised tiles); `every` seconds apart when asked with due()."""
+    (training iterations, decoded images, denoised tiles); `every` seconds apart when asked with due().
+    startup: the first interval holds start-up work, so its time left is 'estimating' rather than a guess."""
 
-    def __init__(self, total, done=0, every=0.0):
-        self.total, self.every = total, every
+    def __init__(self, total, done=0, every=0.0, startup=True):
+        self.total, self.every, self.startup = total, every, startup
         self.last_time, self.last_done, self.per_item = time.perf_counter(), done, None
         self.next_line = self.last_time + every
 
@@ -138,15 +184,16 @@ class Progress:
         return time.perf_counter() >= self.next_line and done < self.total
 
     def update(self, done):
-        """(seconds per item, time left as H:MM:SS): the first interval includes start-up, so its time left is
-        'estimating'; later ones follow the recent speed, smoothed."""
+        """(seconds per item, time left as H:MM:SS), following the recent speed, smoothed."""
         now = time.perf_counter()
         recent = (now - self.last_time) / max(done - self.last_done, 1)
         first, self.per_item = self.per_item is None, recent if self.per_item is None else \
             0.7 * self.per_item + 0.3 * recent
         self.last_time, self.last_done, self.next_line = now, done, now + self.every
-        left = int(round(self.per_item * (self.total - done)))
-        return self.per_item, 'estimating' if first else f'{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}'
+        left = int(round(self.per_item * max(self.total - done, 0)))
+        if first and self.startup and done < self.total:
+            return self.per_item, 'estimating'
+        return self.per_item, f'{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d}'
 
 
 @contextlib.contextmanager

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dae.cli import UsageError
+from dae.errors import UsageError
 from dae.files import atomic_write
-from dae.images import UnreadableImage, load_image, to_unit_range
+from dae.images import UnreadableImage, load_image, psnr_of_mse, to_unit_range
 
 def read_image(path, image_size=None):
     """load_image for a file the user named: a missing or undecodable one is a UsageError naming it."""
@@ -33,11 +33,6 @@ def to_tensor(image):
 def to_uint8(images):
     """[-1, 1] floats -> 0..255 bytes, rounded exactly as save_grid rounds them."""
     return ((images.float().clamp(-1, 1) + 1) / 2).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-
-
-def psnr_of_mse(mse):
-    """Peak signal-to-noise ratio in dB of a mean squared error, for pixels in [-1, 1] (peak-to-peak 2)."""
-    return 10 * np.log10(4 / mse) if mse else float('inf')
 
 
 # tiles of TILE pixels, each read with the model's tile_context pixels of context on every side that are
@@ -97,7 +92,8 @@ class TiledDenoiser:
         self.errors = {'noisy': 0.0, 'output': 0.0}
 
     def tiles(self):
-        return len(tile_spans(self.height, self.tile, self.margin)) * len(tile_spans(self.width, self.tile, self.margin))
+        rows, columns = (tile_spans(side, self.tile, self.margin) for side in (self.height, self.width))
+        return len(rows) * len(columns)
 
     def region(self, top, bottom, left, right):
         if isinstance(self.image, Image.Image):
@@ -132,7 +128,8 @@ class TiledDenoiser:
 
     def psnr(self, which):
         """'noisy' or 'output' against the clean image, in dB, once bands() is exhausted."""
-        return psnr_of_mse(self.errors[which] / (3 * self.width * self.height))
+        mse = self.errors[which] / (3 * self.width * self.height)
+        return psnr_of_mse(torch.tensor(mse, dtype=torch.float64)).item() if mse else float('inf')
 
 
 def save_pixels(path, pixels, band_rows=256):

@@ -5,8 +5,9 @@ checked before any work starts, so that a run refused for it leaves nothing behi
 import os
 import secrets
 import shutil
+import tempfile
 
-from dae.cli import UsageError
+from dae.errors import UsageError
 
 
 def atomic_write(path, write):
@@ -43,8 +44,9 @@ def save_figure(figure, path, dpi=150):
 
 
 def check_can_create(path, is_folder=False):
-    """A UsageError naming `path` unless it could be written (creating its missing folders); creates nothing,
-    so that a run refused later leaves nothing behind."""
+    """A UsageError naming `path` unless it could be written (creating its missing folders). The folder that
+    exists is tried with a real file, deleted at once: permission bits do not tell (root passes them, and
+    a read-only or virtual file system such as /sys refuses anyway). Leaves nothing behind."""
     path = os.path.abspath(os.fspath(path))
     existing = path if is_folder else os.path.dirname(path)
     while not os.path.exists(existing):
@@ -53,7 +55,13 @@ def check_can_create(path, is_folder=False):
         raise UsageError(f'{path}: cannot write there ({existing} is a file, not a folder)')
     if os.path.isdir(path) and not is_folder:
         raise UsageError(f'{path}: is a folder, not a file')
-    if not os.access(existing, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix='.write-test-')
+    except OSError as error:
+        raise UsageError(f'{path}: cannot write there ({error.strerror or error})') from None
+    os.close(handle)
+    os.unlink(probe)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         raise UsageError(f'{path}: cannot write there (permission denied)')
 
 

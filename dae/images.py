@@ -2,18 +2,20 @@
 (one decode path, one set of messages, for training and denoising), the dataset tensor, the noise of
 the assignment, PSNR and the grid PNGs.
 """
+import logging
 import os
 import re
-import sys
 import warnings
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from torchvision.transforms import functional as TF  # here, not at the first image: its import takes seconds
 
-from dae.cli import Progress, UsageError
+from dae.errors import UsageError
 from dae.files import atomic_write
 
+log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm', '.pgm')
 LAYOUT_HINT = 'a folder of images such as data/pokemon/*.png'
 
@@ -75,10 +77,9 @@ def open_image(path):
         except (OSError, ValueError, SyntaxError) as error:
             raise UnreadableImage(f'{path}: cannot decode it as an image ({error})') from None
     if any(issubclass(warning.category, Image.DecompressionBombWarning) for warning in caught):
-        print(f'note: {path}: {megapixels(image.width * image.height)}, a very large image; reading it anyway',
-              file=sys.stderr)
+        log.warning('note: %s: %s, a very large image; reading it anyway', path, megapixels(image.width * image.height))
     if frames > 1:
-        print(f'note: {path}: has {frames} frames; using the first', file=sys.stderr)
+        log.warning('note: %s: has %d frames; using the first', path, frames)
     return image
 
 
@@ -88,26 +89,24 @@ def load_image(path, image_size=None):
     image = open_image(path)
     if image_size is None:
         return image
-    from torchvision.transforms import functional as TF
     image = TF.resize(image, image_size, interpolation=TF.InterpolationMode.BILINEAR)
     return TF.center_crop(image, image_size)
 
 
-def load_dataset(folder, image_size, skip=()):
+def load_dataset(folder, image_size, skip=(), on_progress=None):
     """(N x 3 x S x S uint8 tensor, the N paths) of every readable image under `folder`; unreadable ones are
-    skipped with a warning. Bytes, not floats: a quarter of the memory (to_unit_range converts each batch)."""
+    skipped with a warning. Bytes, not floats: a quarter of the memory (to_unit_range converts each batch).
+    on_progress(done, total) is called after each image, for a script to show progress as it likes."""
     paths = find_images(folder, skip)
     pixels = np.empty((len(paths), 3, image_size, image_size), dtype=np.uint8)
-    readable, progress = np.zeros(len(paths), dtype=bool), Progress(len(paths), every=2.0)
+    readable = np.zeros(len(paths), dtype=bool)
     for index, path in enumerate(paths):
         try:
             pixels[index], readable[index] = np.asarray(load_image(path, image_size)).transpose(2, 0, 1), True
         except UnreadableImage as error:
-            print(f'warning: skipping {error}', file=sys.stderr)
-        if progress.due(index + 1):
-            per_image, left = progress.update(index + 1)
-            print(f'decoded {index + 1:,}/{len(paths):,} images | {1 / per_image:.0f} images/s | ETA {left}',
-                  flush=True)
+            log.warning('warning: skipping %s', error)
+        if on_progress:
+            on_progress(index + 1, len(paths))
     if readable.sum() < 2:
         skipped = len(paths) - int(readable.sum())
         found = f'{int(readable.sum())} readable image(s)' + (f' ({skipped} unreadable)' if skipped else '')
@@ -128,13 +127,18 @@ def add_noise(clean, noise_level, generator):
     return (clean + noise_level * (2 * noise - 1)).clamp(-1, 1)
 
 
+def psnr_of_mse(mse):
+    """PSNR in dB of mean squared errors (a tensor), for pixels in [-1, 1]: peak-to-peak 2, a peak power of 4."""
+    return 10 * torch.log10(4 / mse)
+
+
 def psnr(images, reference):
     """Mean over the batch of each image's PSNR in dB."""
     images, reference = torch.as_tensor(images), torch.as_tensor(reference)
     # float32 tensors are measured in float32, float64 arrays (decoded PNG grids) in float64
     dtype = torch.promote_types(torch.promote_types(images.dtype, reference.dtype), torch.float32)
     mse = ((images.to(dtype) - reference.to(dtype)) ** 2).flatten(1).mean(1)
-    return (10 * torch.log10(4 / mse)).mean().item()
+    return psnr_of_mse(mse).mean().item()
 
 
 def save_grid(path, images, images_per_row, value_range=(-1, 1)):

@@ -1,5 +1,5 @@
-"""Latent vectors to decode (denoise.py --generate, the report's Q3(e)): uniform as the starter draws
-them, or drawn from a Gaussian fitted to the codes the decoder was trained on.
+"""Latent vectors drawn from a Gaussian fitted to the codes the decoder was trained on (denoise.py
+--generate --latent-source data, the report's Q3(e)); uniform ones are dae.training.uniform_latents.
 """
 import torch
 
@@ -9,10 +9,6 @@ from dae.images import add_noise, to_unit_range
 def user_draws(seed, device='cpu'):
     """The generator of denoise.py's noise and latents (and of the report's figures that repeat them)."""
     return torch.Generator(device=device).manual_seed(seed)
-
-
-def uniform_latents(count, size, generator):
-    return 2 * torch.rand(count, size, generator=generator) - 1
 
 
 @torch.no_grad()

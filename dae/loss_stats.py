@@ -1,26 +1,7 @@
-"""The numbers behind plot_loss.py's figure: reading a loss file, moving averages and the convergence
-figures of Q3(c).  No torch here, so that plot_loss.py starts in a fraction of a second.
+"""The numbers behind plot_loss.py's figure: moving averages and the convergence figures of Q3(c).
+No torch here, so that plot_loss.py starts in a fraction of a second.
 """
 import numpy as np
-
-from dae.cli import UsageError
-
-
-def read_losses(path):
-    """One float per line, as asgn6.py writes them."""
-    try:
-        with open(path) as f:
-            losses = np.array([float(line) for line in f if line.strip()])
-    except OSError as error:
-        raise UsageError(f'{path}: {error.strerror}')
-    except (ValueError, UnicodeDecodeError) as error:
-        raise UsageError(f'{path}: not one number per line ({error})')
-    if losses.size == 0:
-        raise UsageError(f'{path}: no losses in it')
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        raise UsageError(f'{path}: loss {bad[0] + 1} is {losses[bad[0]]} (a run that diverged?)')
-    return losses
 
 
 def moving_average(values, window):

@@ -17,4 +17,7 @@ def machine_name():
             ', AVX2 only' if 'avx2' in flags else ''
     except (OSError, AttributeError):
         pass
+    kernels = torch.backends.cpu.get_cpu_capability()
+    if 'AVX-512' in cpu and kernels == 'AVX2':  # ATEN_CPU_CAPABILITY=avx2: the AVX2 class's floats
+        cpu += ', held to AVX2 kernels'
     return f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}'

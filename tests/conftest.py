@@ -1,13 +1,11 @@
 """Tiny synthetic image folders, made fresh in a temp dir for each test that asks."""
 import os
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def write_images(folder, count, size=(64, 64), seed=0):
@@ -20,6 +18,13 @@ def write_images(folder, count, size=(64, 64), seed=0):
         pixels[y0:y0 + size[1] // 2, x0:x0 + size[0] // 2] = rng.integers(0, 256, 3)
         Image.fromarray(pixels).save(os.path.join(folder, f'img{i:03d}.png'))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def away_from_the_checkout(tmp_path_factory, monkeypatch):
+    """Every test starts in an empty folder of its own: a relative path (the default loss.txt, samples/,
+    denoised/) never reaches the checkout, whatever a user has run there."""
+    monkeypatch.chdir(tmp_path_factory.mktemp('cwd'))
 
 
 @pytest.fixture

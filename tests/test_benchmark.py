@@ -1,11 +1,14 @@
 """The benchmark scripts run end to end on tiny settings (their numbers are read by people, never asserted)."""
+import pytest
+
 import asgn6
+from benchmarks import bench_data, bench_denoise, bench_train
 from conftest import call_main, train_args
-from test_train import load_script
 
 
+@pytest.mark.slow
 def test_the_training_benchmark_times_every_mode(image_folder, capsys):
-    bench = load_script('benchmarks/bench_train.py')
+    bench = bench_train
     argv = ['--data-dir', image_folder, '--device', 'cpu', '--rounds', 1, '--iterations', 1, '--bf16-iterations', 1,
             '--batch-size', 2, '--profile', 1]
     status, out, err = call_main(bench.main, argv, capsys)
@@ -15,17 +18,19 @@ def test_the_training_benchmark_times_every_mode(image_folder, capsys):
     assert 'peak resident memory' in out and 'self time by operator' in out
 
 
+@pytest.mark.slow
 def test_the_data_benchmark_makes_its_folder_once_and_measures_it(tmp_path, capsys):
-    bench = load_script('benchmarks/bench_data.py')
+    bench = bench_data
     status, out, err = call_main(bench.main, ['--counts', 8, '--iterations', 1, '--cache', tmp_path], capsys)
     assert status == 0, err
     assert '| 8 | ' in out and ' MiB | ' in out
     assert len(list((tmp_path / 'jpeg-8').iterdir())) == 9  # 8 images and the marker of a complete folder
 
 
+@pytest.mark.slow
 def test_the_denoise_benchmark_times_a_large_image_and_compares_tiled_with_whole(tmp_path, image_folder, capsys):
     assert asgn6.main(train_args(tmp_path, image_folder, '--epochs', 1, '--batch-size', 6, '--model', 'unet')) == 0
-    bench = load_script('benchmarks/bench_denoise.py')
+    bench = bench_denoise
     argv = ['--checkpoint', tmp_path / 'out' / 'checkpoint.pt', '--sizes', 130, '--compare-size', 130,
             '--data-dir', image_folder]
     status, out, err = call_main(bench.main, argv, capsys)
@@ -37,7 +42,7 @@ def test_the_denoise_benchmark_times_a_large_image_and_compares_tiled_with_whole
 def test_the_training_benchmark_on_a_flat_folder_says_which_layout_it_needs(tmp_path, capsys):
     from conftest import write_images
     flat = write_images(tmp_path / 'flat', 4)
-    status, out, err = call_main(load_script('benchmarks/bench_train.py').main,
+    status, out, err = call_main(bench_train.main,
                                  ['--data-dir', flat, '--device', 'cpu', '--rounds', 1, '--iterations', 1,
                                   '--bf16-iterations', 1, '--batch-size', 2], capsys)
     assert status == 2 and 'ImageFolder layout' in err and len(err.strip().splitlines()) == 1

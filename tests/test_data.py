@@ -4,8 +4,9 @@ import torch
 from torchvision.transforms import functional as TF
 
 from dae import images
-from dae.cli import Progress
-from dae.training import RunConfig, split_dataset
+from dae.cli import Progress, decode_progress
+from dae.run import RunConfig
+from dae.training import split_dataset
 from conftest import write_images
 
 
@@ -36,6 +37,14 @@ def test_a_progress_line_is_due_only_after_its_interval_and_estimates_the_time_l
     assert left.count(':') == 2
     assert not Progress(total=10, every=60).due(4)  # the first line waits for its interval
     assert not Progress(total=10, every=0).due(10)  # nothing to say once done
+    assert Progress(total=10).update(10)[1] == '0:00:00'  # a run whose only line is its last: nothing left
+    assert Progress(total=10, startup=False).update(5)[1].count(':') == 2  # decoding: no start-up to wait out
+
+
+def test_a_short_decode_prints_no_progress_line(tmp_path, capsys):
+    write_images(tmp_path / 'few', 20)
+    images.load_dataset(tmp_path / 'few', 64, on_progress=decode_progress())
+    assert 'decoded' not in capsys.readouterr().out
 
 
 def test_a_symlink_loop_or_a_second_way_in_reads_each_folder_once(tmp_path):

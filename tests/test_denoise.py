@@ -9,9 +9,9 @@ from PIL import Image
 
 import asgn6
 import denoise
-import models
-from dae.checkpoint import load_checkpoint
-from dae.trained import load_model, save_weights
+from dae import variants
+from dae.run import load_checkpoint
+from dae.run import load_model, save_weights
 from dae.denoising import BandedNoise, TiledDenoiser, read_image, to_tensor, to_uint8
 from dae.images import add_noise, psnr
 from dae.latents import fitted_gaussian, noisy_codes, user_draws
@@ -56,7 +56,8 @@ def test_the_self_ensemble_changes_the_output_of_the_same_noisy_input_and_only_d
     assert psnrs['plain'][0] == psnrs['ensemble'][0]  # the same noisy input
     outputs = [np.asarray(Image.open(tmp_path / name / 'img000-denoised.png'), dtype=int) for name in psnrs]
     assert np.abs(outputs[0] - outputs[1]).max() > 0  # averaged over eight views, not one
-    status, _, err = run(capsys, '--generate', 4, '--self-ensemble', '--checkpoint', checkpoint, '--out', tmp_path / 'g')
+    status, _, err = run(capsys, '--generate', 4, '--self-ensemble', '--checkpoint', checkpoint,
+                         '--out', tmp_path / 'g')
     assert status == 2 and '--self-ensemble is for denoising' in err and not (tmp_path / 'g').exists()
 
 
@@ -65,7 +66,8 @@ def test_a_folder_gives_its_images_and_a_bad_file_is_reported(tmp_path, capsys, 
     (tmp_path / 'broken.png').write_text('not an image')
     status, out, err = run(capsys, data, tmp_path / 'broken.png', '--checkpoint', checkpoint, '--out', tmp_path / 'o')
     assert status == 2  # bad input, after the good images are done
-    assert 'broken.png: cannot decode' in err
+    assert 'warning: skipping ' in err and 'broken.png: cannot decode' in err  # as training words it
+    assert err.splitlines()[-1] == 'denoise.py: error: skipped 1 of 9 images that could not be read (named above)'
     assert len(list((tmp_path / 'o').glob('*-denoised.png'))) == 8
     assert Image.open(tmp_path / 'o' / 'img003-compare.png').size == (2 * 66 + 2, 68)  # input, output
 
@@ -108,7 +110,8 @@ def test_missing_or_incompatible_checkpoint_is_a_clear_error(tmp_path, capsys, t
     assert status == 2 and 'no checkpoint there' in err
     state = load_checkpoint(checkpoint)
     config = state['config']  # weights of a 16-dimensional code under a 32-dimensional model
-    state['config'] = dataclasses.asdict(dataclasses.replace(config, model=dataclasses.replace(config.model, latent_size=32)))
+    other = dataclasses.replace(config, latent_size=32)
+    state['config'] = dataclasses.asdict(other)
     torch.save(state, tmp_path / 'other.pt')
     status, out, err = run(capsys, data / 'img000.png', '--checkpoint', tmp_path / 'other.pt')
     assert status == 2 and 'not a checkpoint of this models.py' in err and 'Traceback' not in err
@@ -146,7 +149,7 @@ class RecordingUNet(torch.nn.Module):
     def __init__(self, name):
         super().__init__()
         torch.manual_seed(0)
-        self.unet, self.sizes = models.build(name).eval(), []
+        self.unet, self.sizes = variants.build(name).eval(), []
         self.tile_context = self.unet.tile_context
         for module in self.unet.modules():  # running statistics that are not the identity, as after training
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -186,6 +189,7 @@ def test_tiled_noise_is_the_same_whichever_tile_draws_it():
     assert -1 <= whole.min() < -0.99 and 0.99 < whole.max() <= 1 and 0.45 < whole.abs().mean() < 0.55  # uniform
 
 
+@pytest.mark.slow
 def test_a_unet_denoises_a_large_image_with_added_noise_in_tiles(tmp_path, capsys, monkeypatch):
     root = tmp_path / 'unet'
     write_images(root / 'data' / 'x', 8)
@@ -217,7 +221,7 @@ def test_shipped_weights_are_half_size_give_the_same_images_and_are_used_before_
     save_weights(weights, checkpoint, command='python asgn6.py --epochs 2')
     full, _ = load_model(checkpoint_path, torch.device('cpu'))
     half, config = load_model(weights, torch.device('cpu'))
-    assert config.model.latent_size == 16 and weights.stat().st_size < 0.3 * checkpoint_path.stat().st_size
+    assert config.latent_size == 16 and weights.stat().st_size < 0.3 * checkpoint_path.stat().st_size
     clean = to_tensor(read_image(data / 'img000.png', 64)).unsqueeze(0)
     noisy = add_noise(clean, 1.0, torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -225,10 +229,10 @@ def test_shipped_weights_are_half_size_give_the_same_images_and_are_used_before_
     # a fresh clone: no samples/checkpoint.pt, so denoise.py takes the shipped weights and says so
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(denoise, 'SHIPPED_SPEC', str(weights))
-    status, out, err = run(capsys, data / 'img000.png', '--add-noise', '--out', tmp_path / 'd')
+    status, out, err = run(capsys, '--generate', 4, '--out', tmp_path / 'd')
     assert status == 0, err
     assert f'model: {weights} (spec after 4 iterations, trained by `python asgn6.py --epochs 2`)' in out
-    assert (tmp_path / 'd' / 'img000-denoised.png').exists()
+    assert (tmp_path / 'd' / 'generated.png').exists()
     # a run of your own comes first
     (tmp_path / 'samples').mkdir()
     (tmp_path / 'samples' / 'checkpoint.pt').write_bytes(checkpoint_path.read_bytes())
@@ -239,6 +243,34 @@ def test_shipped_weights_are_half_size_give_the_same_images_and_are_used_before_
     (tmp_path / 'samples' / 'checkpoint.pt').unlink()
     status, out, err = run(capsys, '--generate', 4, '--out', tmp_path / 'h')
     assert status == 2 and 'no model: train one with `python asgn6.py`' in err and len(err.splitlines()) == 1
+
+
+def test_your_images_are_denoised_by_the_shipped_denoiser_and_novel_images_come_from_your_run(
+        tmp_path, capsys, trained, monkeypatch):
+    checkpoint_path, data = trained
+    assert asgn6.main(train_args(tmp_path / 'r', data.parent, '--epochs', 1, '--batch-size', 4,
+                                 '--model', 'residual-unet')) == 0
+    denoiser = tmp_path / 'residual-unet.pt'
+    save_weights(denoiser, load_checkpoint(tmp_path / 'r' / 'out' / 'checkpoint.pt'), command='python asgn6.py')
+    capsys.readouterr()
+    monkeypatch.setattr(denoise, 'SHIPPED_DENOISER', str(denoiser))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'samples').mkdir()
+    (tmp_path / 'samples' / 'checkpoint.pt').write_bytes(checkpoint_path.read_bytes())  # a finished run of yours
+    status, out, err = run(capsys, data / 'img000.png', '--out', tmp_path / 'd')
+    assert status == 0, err
+    first = out.splitlines()[0]
+    assert first.startswith(f'model: {denoiser} (residual-unet after 2 iterations') and 'images it never saw' in first
+    status, out, err = run(capsys, '--generate', 4, '--out', tmp_path / 'd')
+    assert status == 0 and out.startswith('model: samples/checkpoint.pt (spec after 4 iterations)')
+
+
+def test_a_second_generate_keeps_the_first_picture(tmp_path, capsys, trained):
+    for _ in range(2):
+        status, out, err = run(capsys, '--generate', 4, '--checkpoint', trained[0], '--out', tmp_path)
+        assert status == 0, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['generated-2.png', 'generated.png']
+    assert out.strip().endswith(str(tmp_path / 'generated-2.png'))
 
 
 def test_shipped_weights_cannot_be_resumed(tmp_path, capsys, trained):
@@ -258,10 +290,10 @@ def test_an_unfinished_run_is_not_the_default_model(tmp_path, capsys, trained, m
     unfinished = torch.load(checkpoint_path, weights_only=True)
     unfinished['config']['epochs'] = 5  # stopped at iteration 4 of 10, as by Ctrl-C
     torch.save(unfinished, tmp_path / 'samples' / 'checkpoint.pt')
-    status, out, err = run(capsys, data / 'img000.png', '--out', tmp_path / 'd')
+    status, out, err = run(capsys, '--generate', 4, '--out', tmp_path / 'd')
     assert status == 0, err
     assert 'samples/checkpoint.pt is an unfinished run (4 of 10 iterations)' in out and f'model: {weights}' in out
-    status, out, err = run(capsys, data / 'img000.png', '--checkpoint', 'samples/checkpoint.pt', '--out', tmp_path / 'e')
+    status, out, err = run(capsys, '--generate', 4, '--checkpoint', 'samples/checkpoint.pt', '--out', tmp_path / 'e')
     assert status == 0 and 'model: samples/checkpoint.pt' in out  # asked for by name, it is used
 
 

@@ -1,11 +1,9 @@
 """The Q3(f) machinery: held-out split and logging, model variants, denoise.py on a U-Net, the experiments script."""
 import csv
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -15,16 +13,16 @@ from PIL import Image
 import asgn6
 from dae import cli
 import denoise
-import models
-from dae.checkpoint import load_checkpoint
+from dae import variants
+from dae.run import load_checkpoint
 from dae.images import find_images, load_dataset, psnr, to_unit_range
 from dae.machine import machine_name
-from dae.training import MeasuredSet, RunConfig, Streams, held_out_split, rate_factor, split_dataset
-from conftest import ROOT, call_main, train_args, write_images
+from dae.run import RunConfig
+from dae.training import MeasuredSet, Streams, held_out_split, rate_factor, split_dataset
+from conftest import call_main, train_args, write_images
 
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
-import classical  # noqa: E402
-from classical import Filter, IntensityMap, choose  # noqa: E402
+from experiments import classical, run_experiments
+from experiments.classical import Filter, IntensityMap, choose
 
 
 def test_held_out_split_is_seeded_disjoint_and_complete():
@@ -83,13 +81,13 @@ def test_val_split_that_leaves_too_few_training_images(tmp_path, capsys, image_f
 
 
 def test_variants_build_and_keep_the_image_size():
-    for name in models.MODEL_NAMES:
-        model = models.build(name, 16, 64).eval()
+    for name in variants.MODEL_NAMES:
+        model = variants.build(name, 16, 64).eval()
         assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3, 64, 64)
-    assert models.UNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
-    assert models.ResidualUNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
+    assert variants.UNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
+    assert variants.ResidualUNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
     with pytest.raises(ValueError):
-        models.build('resnet')
+        variants.build('resnet')
 
 
 def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, capsys, image_folder):
@@ -133,15 +131,6 @@ def test_the_residual_unet_trains_with_either_schedule_and_the_rates_follow_it(t
     assert status == 2 and f'has --lr-schedule {schedule}; this one has --lr-schedule {other}' in err
 
 
-def load_experiments():
-    spec = importlib.util.spec_from_file_location('run_experiments', os.path.join(ROOT, 'experiments',
-                                                                                  'run_experiments.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules['run_experiments'] = module  # as a script's functions are found by the filters' worker processes
-    spec.loader.exec_module(module)
-    return module
-
-
 SMOKE = ('--epochs', 1, '--only', 'spec', '--filters', 'median', '--seeds', 4681, 4682)
 
 
@@ -151,11 +140,13 @@ def smoke(tmp_path_factory):
     epoch on two test seeds of 20 images, and the median filter."""
     root = tmp_path_factory.mktemp('smoke')
     write_images(root / 'data' / 'x', 20)
-    status = load_experiments().main([str(arg) for arg in ['--data-dir', root / 'data', '--out', root / 'results', *SMOKE]])
+    argv = ['--data-dir', root / 'data', '--out', root / 'results', *SMOKE]
+    status = run_experiments.main([str(arg) for arg in argv])
     assert status == 0
     return root / 'data', root / 'results', json.loads((root / 'results' / 'results.json').read_text())
 
 
+@pytest.mark.slow
 def test_networks_and_filters_are_scored_on_each_seeds_own_held_out_images(smoke):
     data, _, results = smoke
     assert set(results) == {'epochs', 'development_seeds', 'networks', 'classical'}
@@ -182,6 +173,7 @@ def test_networks_and_filters_are_scored_on_each_seeds_own_held_out_images(smoke
     assert len({network['held_out_set'] for network in networks}) == 2
 
 
+@pytest.mark.slow
 def test_the_table_reports_the_test_seeds_only_and_names_the_machine(smoke):
     _, results, _ = smoke
     table = (results / 'results.md').read_text()
@@ -193,10 +185,11 @@ def test_the_table_reports_the_test_seeds_only_and_names_the_machine(smoke):
     assert Image.open(results / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
 
 
+@pytest.mark.slow
 def test_a_run_without_its_checkpoint_is_scored_from_its_files_and_keeps_its_row(smoke, tmp_path, capsys):
     shutil.copytree(smoke[1], tmp_path / 'copy')
     (tmp_path / 'copy' / 'runs' / 'spec' / 'seed-4681' / 'checkpoint.pt').unlink()
-    status, out, err = call_main(load_experiments().main, ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE,
+    status, out, err = call_main(run_experiments.main, ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE,
                                                            '--skip-training'], capsys)
     assert status == 0, err
     assert json.loads((tmp_path / 'copy' / 'results.json').read_text()) == smoke[2]  # last-save scores kept
@@ -206,18 +199,19 @@ def test_a_run_without_its_checkpoint_is_scored_from_its_files_and_keeps_its_row
     for seed in (4682,):  # with none, the figure is kept as it is, not redrawn with fewer rows
         (tmp_path / 'copy' / 'runs' / 'spec' / f'seed-{seed}' / 'checkpoint.pt').unlink()
     figure = (tmp_path / 'copy' / 'denoised.png').read_bytes()
-    status, out, err = call_main(load_experiments().main, ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE,
+    status, out, err = call_main(run_experiments.main, ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE,
                                                            '--skip-training'], capsys)
     assert status == 0 and "denoised.png kept as it is: it needs a classical filter and the checkpoints of seed " \
         "4681's spec (spec missing)" in out
     assert (tmp_path / 'copy' / 'denoised.png').read_bytes() == figure
 
 
+@pytest.mark.slow
 def test_a_run_whose_files_say_it_stopped_early_is_left_out_and_named(smoke, tmp_path, capsys):
     shutil.copytree(smoke[1], tmp_path / 'copy')
     (tmp_path / 'copy' / 'runs' / 'spec' / 'seed-4681' / 'loss.txt').write_text('')
     argv = ['--data-dir', smoke[0], '--out', tmp_path / 'copy', *SMOKE, '--skip-training']
-    status, out, err = call_main(load_experiments().main, argv, capsys)
+    status, out, err = call_main(run_experiments.main, argv, capsys)
     assert status == 0, err
     assert 'spec, seed 4681: not complete, so not in the table' in out
     assert [row['seed'] for row in json.loads((tmp_path / 'copy' / 'results.json').read_text())['networks']] == \
@@ -225,7 +219,7 @@ def test_a_run_whose_files_say_it_stopped_early_is_left_out_and_named(smoke, tmp
 
 
 def test_the_tables_leave_out_the_development_seed_where_test_seeds_are_there():
-    experiments = load_experiments()
+    experiments = run_experiments
     rows = [{'seed': 4680, 'name': 'a'}, {'seed': 4681, 'name': 'a'}, {'seed': 4682, 'name': 'a'}]
     assert [row['seed'] for row in experiments.reported(rows)] == [4681, 4682]
     assert experiments.reported(rows[:1]) == rows[:1]  # a development run alone is shown rather than nothing
@@ -241,7 +235,7 @@ def test_a_save_right_after_a_two_image_batch_is_left_out_of_the_score():
 
 
 def test_wall_times_name_the_machines_they_were_measured_on(monkeypatch):
-    experiments = load_experiments()
+    experiments = run_experiments
     monkeypatch.setattr(experiments, 'machine_name', lambda: 'B')
     assert experiments.add_timing(None, 10.0) == {'seconds': 10.0, 'machine': 'B'}
     assert experiments.add_timing({'seconds': 5.0, 'machine': 'A'}, 10.0) == {'seconds': 15.0, 'machine': 'A + B'}
@@ -250,9 +244,10 @@ def test_wall_times_name_the_machines_they_were_measured_on(monkeypatch):
     assert experiments.timing_machines(rows[1:]) == 'B'
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_is_one_line_naming_its_log(tmp_path, capsys):
     write_images(tmp_path / 'data' / 'x', 2)  # one held out leaves one to train on: asgn6.py refuses
-    status, out, err = call_main(load_experiments().main, ['--data-dir', tmp_path / 'data', '--out', tmp_path / 'r',
+    status, out, err = call_main(run_experiments.main, ['--data-dir', tmp_path / 'data', '--out', tmp_path / 'r',
                                                            '--only', 'spec', '--seeds', 1], capsys)
     log = tmp_path / 'r' / 'runs' / 'spec' / 'seed-1' / 'train.log'
     assert status == 1 and len(err.strip().splitlines()) == 1
@@ -266,7 +261,7 @@ def shift_back(image, value):
 
 
 def test_a_filters_parameter_is_chosen_on_the_training_images_not_on_the_test():
-    experiments = load_experiments()
+    experiments = run_experiments
     clean = torch.zeros(2, 3, 8, 8)
     sets = {offset: MeasuredSet(clean, clean + offset, ['a', 'b']) for offset in (0.2, 0.6)}
     shift = {'shift': Filter(shift_back, (0.2, 0.6, 1.0), step=0.4, lowest=0.2)}
@@ -330,6 +325,7 @@ def test_augmentation_shows_each_image_as_one_of_its_eight_symmetries_drawn_anew
         symmetries(torch.rand(2, 3, 4, 6), streams.augmentation(1))
 
 
+@pytest.mark.slow
 def test_an_augmented_run_resumes_exactly_and_only_as_an_augmented_run(tmp_path, capsys, image_folder):
     run = ('--epochs', 3, '--batch-size', 4, '--model', 'unet', '--augment')
     assert call_main(asgn6.main, train_args(tmp_path / 'whole', image_folder, *run), capsys)[0] == 0
@@ -347,7 +343,8 @@ def test_an_augmented_run_resumes_exactly_and_only_as_an_augmented_run(tmp_path,
     assert status == 2 and "the checkpoint's run has no --augment; this one has --augment" in err
 
 
+@pytest.mark.slow
 def test_table_only_says_what_it_wrote(smoke, tmp_path, capsys):
     shutil.copytree(smoke[1], tmp_path / 'copy')
-    status, out, err = call_main(load_experiments().main, ['--out', tmp_path / 'copy', '--table-only'], capsys)
+    status, out, err = call_main(run_experiments.main, ['--out', tmp_path / 'copy', '--table-only'], capsys)
     assert status == 0 and out.strip() == f'wrote {tmp_path / "copy" / "results.md"} from results.json'

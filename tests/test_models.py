@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from check_models import TestDecoder, TestEncoder  # noqa: F401  (pytest collects the course-style size tests)
-from models import AutoEncoder, Decoder, Encoder, count_parameters
+from dae import variants
+from models import AutoEncoder, Decoder, Encoder
 from conftest import ROOT
 
 
@@ -24,6 +25,10 @@ def report_answer(part):
     ('c', nn.ConvTranspose2d(64, 32, kernel_size=5, stride=2, padding=0), (32, 64, 31, 31))])
 def test_the_reports_q1_output_sizes_are_what_the_layers_give(part, layer, input_shape):
     assert report_answer(part) == str(tuple(layer(torch.zeros(input_shape)).shape))
+
+
+def count_parameters(module):
+    return sum(parameter.numel() for parameter in module.parameters())
 
 
 def test_the_reports_q1_parameter_count_is_what_the_layer_has():
@@ -56,7 +61,7 @@ def test_decoder_follows_the_table():
 
 
 def test_outputs_lie_in_the_image_range_for_any_batch_size():
-    model = AutoEncoder(16, 64).eval()
+    model = AutoEncoder(Encoder(16, 64), Decoder(16, 64)).eval()
     out = model(torch.randn(3, 3, 64, 64) * 5)
     assert out.shape == (3, 3, 64, 64)
     assert out.abs().max() <= 1
@@ -68,10 +73,9 @@ def test_decoder_accepts_flat_latents():
 
 
 def test_the_self_ensemble_commutes_with_every_flip_and_turn_and_is_not_the_plain_model():
-    from models import SelfEnsemble, UNet
     torch.manual_seed(0)
-    model = UNet(width=4).eval()  # random weights: its output depends on which way up the input is
-    ensemble = SelfEnsemble(model)
+    model = variants.UNet(width=4).eval()  # random weights: its output depends on which way up the input is
+    ensemble = variants.SelfEnsemble(model)
     x = torch.rand(2, 3, 12, 12) * 2 - 1
     out = ensemble(x)
     turns = [lambda t: t, lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.flip(-2, -1),
@@ -81,3 +85,26 @@ def test_the_self_ensemble_commutes_with_every_flip_and_turn_and_is_not_the_plai
         assert torch.allclose(ensemble(turn(x)), turn(out), atol=1e-5)
     assert not torch.allclose(model(x), out, atol=1e-3)
     assert ensemble(torch.zeros(1, 3, 12, 20)).shape == (1, 3, 12, 20)  # a non-square image keeps its shape
+
+
+def test_the_starters_calls_run_against_models_py():
+    """What the course's asgn6.py does with models.py, as the assignment and the starter's interface describe it:
+    positional constructors, D.forward(E.forward(noisy)) in training mode, and novel images from a
+    (batch, latent, 1, 1) uniform batch. It cannot show that the course's own file runs: that file is not here."""
+    torch.manual_seed(4680)
+    latent_size, image_size, batch = 128, 64, 32
+    E, D = Encoder(latent_size, image_size), Decoder(latent_size, image_size)
+    noisy = (torch.rand(batch, 3, image_size, image_size) * 2 - 1).clamp(-1, 1)
+    out = D.forward(E.forward(noisy))
+    loss = (noisy - out).abs().mean()
+    loss.backward()  # both models train from the one loss
+    assert out.shape == (batch, 3, image_size, image_size) and E.hidden_layer[0].weight.grad is not None
+    novel = D.forward(torch.rand(batch, latent_size, 1, 1) * 2 - 1)
+    assert novel.shape == (batch, 3, image_size, image_size) and novel.abs().max() <= 1
+
+
+def test_the_resize_decoder_makes_the_same_images_without_transposed_strides():
+    decoder = variants.ResizeDecoder(16, 64).eval()
+    assert decoder(torch.zeros(2, 16)).shape == (2, 3, 64, 64)
+    strided = [m for m in decoder.modules() if isinstance(m, nn.ConvTranspose2d) and m.stride != (1, 1)]
+    assert strided == [] and any(isinstance(m, nn.Upsample) for m in decoder.modules())

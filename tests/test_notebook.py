@@ -3,11 +3,13 @@ cell fails the test."""
 import os
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT, write_images
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_top_to_bottom_on_a_tiny_budget(tmp_path, monkeypatch):
     write_images(tmp_path / 'data' / 'x', 8)
     monkeypatch.setenv('ASGN6_EPOCHS', '1')

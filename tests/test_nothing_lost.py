@@ -1,5 +1,6 @@
 """Nothing a user has made is lost, no input gives a traceback: protected runs, the run lock, resumes that
 take their settings from the checkpoint, quoted resume commands, file modes, one exit-status convention."""
+import dataclasses
 import os
 import shlex
 import signal
@@ -15,7 +16,7 @@ import denoise
 from dae import images
 import plot_loss
 from conftest import ROOT, call_main, signal_at, train_args, write_images
-from dae.checkpoint import load_checkpoint
+from dae.run import load_checkpoint
 from dae.run_folder import LOCK_NAME
 
 TINY = ('--latent-size', 16, '--batch-size', 4, '--log-interval', 1)
@@ -68,7 +69,8 @@ def test_a_run_is_refused_while_another_holds_the_folder_and_a_killed_ones_lock_
                                                                                         image_folder):
     out = tmp_path / 'out'
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, '-c', 'import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); '
+    holder = subprocess.Popen([sys.executable, '-c', 'import filelock, sys, time; '
+                               'lock = filelock.FileLock(sys.argv[1]); lock.acquire(); '
                                'print("held", flush=True); time.sleep(60)', str(out / LOCK_NAME)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == 'held'
@@ -81,6 +83,7 @@ def test_a_run_is_refused_while_another_holds_the_folder_and_a_killed_ones_lock_
     assert status == 0, err
 
 
+@pytest.mark.slow
 def test_two_runs_started_together_one_is_refused(tmp_path, image_folder):
     argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder, '--epochs', 1,
                                                                         *map(str, TINY))]
@@ -104,10 +107,11 @@ def test_resume_takes_the_paths_and_settings_it_is_not_given_from_the_checkpoint
     status, printed, err = call_main(asgn6.main, ['--output-dir', 'x', '--epochs', 2, '--resume'], capsys)
     assert status == 0, err
     assert 'loss_file=x/losses.txt' in printed  # found beside the checkpoint, as the first run named it
-    assert '--latent-size 16' in printed and '--save-interval 2' in printed
+    assert '--latent-size 16' in printed and '--batch-size 4' in printed
+    assert '--save-interval' not in printed  # it changes no number, so it is not stored
     assert not (tmp_path / 'loss.txt').exists()
     assert len((tmp_path / 'x' / 'losses.txt').read_text().splitlines()) == 6
-    assert (tmp_path / 'x' / 'sample-000004.png').exists()  # the saved --save-interval 2
+    assert (tmp_path / 'x' / 'sample-000006.png').exists() and not (tmp_path / 'x' / 'sample-000004.png').exists()
 
 
 def test_resume_of_a_complete_run_says_so_and_how_to_extend_it(tmp_path, capsys, image_folder):
@@ -122,13 +126,16 @@ def test_resume_of_a_complete_run_says_so_and_how_to_extend_it(tmp_path, capsys,
     assert (tmp_path / 'out' / 'loss.txt').read_bytes() == losses
 
 
+@pytest.mark.slow
 def test_sigterm_saves_everything_and_prints_a_resume_command_that_pastes_for_any_path(tmp_path, image_folder,
                                                                                       capsys, monkeypatch):
-    """SIGTERM (kill) here; Ctrl-C (SIGINT) in test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly."""
+    """SIGTERM (kill) here; Ctrl-C (SIGINT) in
+    test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly."""
     odd = tmp_path / "a b'c \u00e9"
     os.rename(image_folder, odd)
     monkeypatch.chdir(tmp_path)
-    argv = ['--data-dir', odd, '--output-dir', odd / 'out', '--loss-file', odd / 'out' / 'loss.txt', '--epochs', 2, *TINY]
+    argv = ['--data-dir', odd, '--output-dir', odd / 'out', '--loss-file', odd / 'out' / 'loss.txt', '--epochs', 2,
+            *TINY]
     with monkeypatch.context() as patch:
         signal_at(patch, 3, signal.SIGTERM)
         status, out, err = call_main(asgn6.main, argv, capsys)
@@ -168,6 +175,43 @@ def test_an_unwritable_loss_file_is_named_and_nothing_is_created(tmp_path, capsy
     argv = ['--data-dir', tmp_path / 'missing', '--output-dir', tmp_path / 'new-out', *TINY]
     assert call_main(asgn6.main, argv, capsys)[0] == 2
     assert not (tmp_path / 'new-out').exists()  # a bad --data-dir leaves no empty output folder either
+
+
+@pytest.mark.skipif(not os.path.isdir('/sys/kernel'), reason='needs a folder that refuses files to root too')
+def test_a_loss_file_where_no_file_can_be_made_is_refused_before_training(tmp_path, capsys, image_folder):
+    """/sys passes os.access for root, yet refuses to create a file: only a real write tells."""
+    argv = ['--data-dir', image_folder, '--output-dir', tmp_path / 'out', '--loss-file', '/sys/kernel/loss.txt', *TINY]
+    status, out, err = call_main(asgn6.main, argv, capsys)
+    assert status == 2 and '--loss-file /sys/kernel/loss.txt: cannot write there' in one_error_line(err)
+    assert 'Epoch' not in out and not (tmp_path / 'out').exists()
+
+
+def test_a_loss_file_that_cannot_be_written_mid_run_keeps_the_checkpoint(tmp_path, capsys, image_folder,
+                                                                        monkeypatch):
+    def refuse(path, losses):
+        raise PermissionError(13, 'Permission denied', path)
+    monkeypatch.setattr(asgn6, 'save_losses', refuse)
+    status, _, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
+    line = one_error_line(err)
+    assert status == 1 and 'cannot write the losses (Permission denied)' in line
+    assert f'{tmp_path / "out" / "checkpoint.pt"} was saved at iteration 3' in line
+    assert len(load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')['losses']) == 3  # every loss is in it
+
+
+@pytest.mark.slow
+def test_sigint_stops_a_run_started_with_sigint_ignored(tmp_path, image_folder):
+    """As `python asgn6.py &` in a script starts it: the shell's 'ignore' gives way to the run's own handler."""
+    argv = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *map(str, train_args(tmp_path, image_folder)),
+            '--epochs', '1000', *map(str, TINY)]
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    for line in run.stdout:  # training has begun
+        if line.startswith('Epoch'):
+            break
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert 'SIGINT: stopping after this iteration' in out and load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')
 
 
 # ----------------------------------------------------------------------------- images: large, animated
@@ -246,16 +290,16 @@ def test_a_checkpoint_of_the_command_line_format_resumes_exactly_with_its_config
     assert call_main(asgn6.main, first, capsys)[0] == 0
     path = tmp_path / 'b' / 'out' / 'checkpoint.pt'
     checkpoint = load_checkpoint(path)
-    args = {**checkpoint.pop('config').flat(), 'data_dir': str(image_folder), 'output_dir': str(path.parent),
-            'loss_file': str(path.parent / 'loss.txt'), 'device': 'cpu', 'compile': False, 'resume': None,
-            'overwrite': False}
+    args = {**dataclasses.asdict(checkpoint.pop('config')), 'data_dir': str(image_folder),
+            'output_dir': str(path.parent), 'loss_file': str(path.parent / 'loss.txt'), 'device': 'cpu',
+            'compile': False, 'resume': None, 'overwrite': False, 'log_interval': 1, 'save_interval': 100}
     del checkpoint['format'], checkpoint['loss_file']
     torch.save({**checkpoint, 'args': args}, path)
     status, printed, err = call_main(asgn6.main, ['--data-dir', image_folder, '--epochs', 2, '--resume', path], capsys)
     assert status == 0, err
     assert (tmp_path / 'b' / 'out' / 'loss.txt').read_bytes() == (tmp_path / 'a' / 'out' / 'loss.txt').read_bytes()
     saved = torch.load(path, weights_only=True)
-    assert 'args' not in saved and saved['loss_file'] == 'loss.txt' and saved['config']['model']['latent_size'] == 16
+    assert 'args' not in saved and saved['loss_file'] == 'loss.txt' and saved['config']['latent_size'] == 16
 
 
 def test_asgn6_debug_shows_the_traceback_a_maintainer_needs(tmp_path, monkeypatch):
@@ -294,7 +338,8 @@ def test_run_from_anywhere_finds_the_embedded_data_and_resumes_where_it_wrote(tm
     monkeypatch.chdir(tmp_path / 'there')
     status, out, err = call_main(asgn6.main, ['--epochs', 2, '--resume', '../here/run'], capsys)
     assert status == 0, err
-    assert 'resuming ../here/run/checkpoint.pt: grids and checkpoint to ../here/run, losses to ../here/run/loss.txt' in out
+    assert ('resuming ../here/run/checkpoint.pt: grids and checkpoint to ../here/run, losses to '
+            '../here/run/loss.txt') in out
     assert len((tmp_path / 'here' / 'run' / 'loss.txt').read_text().splitlines()) == 6
     assert not (tmp_path / 'there' / 'run').exists()
 

@@ -1,14 +1,13 @@
 """The report links only figures that exist, and its generated layer table matches models.py."""
 import os
 import re
-import sys
 
 import pytest
 
 from conftest import ROOT
+from report import make_figures
 
 REPORT = os.path.join(ROOT, 'report', 'report.md')
-sys.path.insert(0, os.path.join(ROOT, 'report'))
 
 
 def linked_images(markdown_path):
@@ -25,7 +24,6 @@ def test_every_figure_the_report_and_readme_link_exists():
 
 
 def test_the_layer_table_in_the_report_is_the_one_models_py_gives():
-    import make_figures
     assert make_figures.layer_table() in open(REPORT).read()
 
 
@@ -34,7 +32,6 @@ def numbers(text):
 
 
 def test_the_reports_latent_statistics_are_what_the_shipped_weights_give(tmp_path, monkeypatch):
-    import make_figures
     monkeypatch.setattr(make_figures, 'FIGURES', str(tmp_path))
     fresh = make_figures.latent_section()
     shown = re.search(r'<!-- BEGIN latents -->\n(.*?)<!-- END latents -->', open(REPORT).read(), re.S).group(1)
@@ -47,8 +44,7 @@ def test_the_reports_latent_statistics_are_what_the_shipped_weights_give(tmp_pat
 
 
 def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
-    import make_figures
-    from dae.checkpoint import Validation
+    from dae.run import Validation
     # 5 iterations per epoch, a save every 2: the saves at 10 and 20 follow an epoch's last batch
     psnrs = {2: 10.0, 4: 11.0, 6: 12.0, 8: 13.0, 10: 11.0, 12: 14.0, 14: 15.0, 16: 16.0, 18: 17.0, 20: 16.0}
     rows = [Validation(i, 0.1, p, 9.0, 0.1, p + 1, 9.0) for i, p in psnrs.items()]
@@ -59,11 +55,11 @@ def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
 
 def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_have(tmp_path):
     import json
-    import make_figures
 
     def network(name, seed, psnr, iterations=330, **extra):
         return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr, 'train_psnr': psnr + 1,
-                'iterations': iterations, 'wall_seconds': 60.0 * iterations / 330, 'machine': 'M', **extra}
+                'iterations': iterations, 'wall_seconds': 60.0 * iterations / 330, 'machine': 'M',
+                'held_out_images': 75, **extra}
 
     def classical(name, seed, psnr, probe, corrected=True):
         return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': psnr, 'probe_psnr': probe,
@@ -78,8 +74,10 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
                             {**network('residual-unet', 1, 9.0), 'noise_level': 0.5}],  # another noise: not used
                'classical': [classical('noisy input + correction', 2, 40.0, 40.0),  # never the baseline
                              classical('BM3D', 2, 35.0, 35.0, corrected=False),  # nor a plain filter
-                             classical('BM3D + correction', 2, 20.0, 21.0), classical('median + correction', 2, 22.0, 20.0),
-                             classical('BM3D + correction', 3, 19.0, 19.5), classical('median + correction', 3, 18.0, 19.0)]}
+                             classical('BM3D + correction', 2, 20.0, 21.0),
+                             classical('median + correction', 2, 22.0, 20.0),
+                             classical('BM3D + correction', 3, 19.0, 19.5),
+                             classical('median + correction', 3, 18.0, 19.0)]}
     path = tmp_path / 'results.json'
     path.write_text(json.dumps(results))
     lines = make_figures.denoiser_section(str(path)).splitlines()
@@ -98,10 +96,10 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
     assert table[3] == '| 3 | 32.00 | 32.20 | 32.40 | 19.00 | +13.00 | +13.40 | 10.0 |'
     assert table[4].startswith('| mean | 31.50 ± 0.71 |') and '| +12.00 ± 1.41 |' in table[4]
     assert 'test seeds (2, 3)' in table[-1] and 'BM3D + correction, parameter 0.25' in table[-1]
+    assert "each seed's 75 held-out images" in table[-1]  # the rows' own count
 
 
 def test_the_main_experiments_table_leaves_the_denoisers_intermediate_steps_to_their_own_table(tmp_path, monkeypatch):
-    import make_figures
     monkeypatch.setattr(make_figures, 'FIGURES', str(tmp_path))
     names = [line.split('|')[1].strip().split(' (')[0] for line in make_figures.experiments_section().splitlines()
              if line.startswith('| ') and not line.startswith('| method')]
@@ -109,19 +107,21 @@ def test_the_main_experiments_table_leaves_the_denoisers_intermediate_steps_to_t
     assert not {'unet+cosine', 'residual-unet', 'residual-unet+cosine-150ep'} & set(names)
 
 
+@pytest.mark.slow
 def test_the_shipped_denoiser_scores_what_its_run_recorded():
     import json
     import torch
-    import models
+    from dae import variants
     from dae import training
-    from dae.trained import load_model, split_of_run
+    from dae.run import load_model
+    from dae.training import split_of_run
     model, config = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
     split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
     with open(os.path.join(ROOT, 'experiments', 'results', 'results.json')) as f:
         row = next(row for row in json.load(f)['networks'] if row['name'] == 'residual-unet+cosine+mse+augment-160ep'
                    and row['seed'] == config.seed)
     # half-precision weights, and another CPU class rounds the network's floats differently: a hundredth of a dB
-    for net, key in ((model, 'last_save_psnr'), (models.SelfEnsemble(model), 'self_ensemble_psnr')):
+    for net, key in ((model, 'last_save_psnr'), (variants.SelfEnsemble(model), 'self_ensemble_psnr')):
         assert training.evaluate(net, split.held_out)[1] == pytest.approx(row[key], abs=0.02)
 
 

@@ -1,4 +1,5 @@
 """asgn6.py on bad input and interruption: clear errors, nothing lost, exact resume."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -7,14 +8,15 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import asgn6
 from dae import training
 from dae.files import atomic_write
 from dae.images import load_image
-from dae.checkpoint import load_checkpoint
-from dae.training import batches_per_epoch
+from dae.errors import UsageError
+from dae.run import RunConfig, batches_per_epoch, load_checkpoint, resumed_config
 from conftest import ROOT, call_main, signal_at, train_args, write_images
 
 TINY = ('--latent-size', 16, '--batch-size', 4)
@@ -143,7 +145,7 @@ def test_batch_size_above_the_dataset_size_trains_on_the_whole_set(tmp_path, cap
     status, out, err = run_main(capsys, train_args(tmp_path, data, '--epochs', 3, '--batch-size', 64,
                                                    '--latent-size', 16))
     assert status == 0, err
-    assert 'one batch per epoch' in out
+    assert 'one batch per epoch' in out and '1 iteration per epoch' in out
     assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 3
 
 
@@ -154,6 +156,7 @@ def test_batch_size_above_the_dataset_size_trains_on_the_whole_set(tmp_path, cap
 def test_bad_flag_values_are_argparse_errors_naming_the_flag(tmp_path, capsys, image_folder, flag, value):
     status, out, err = run_main(capsys, train_args(tmp_path, image_folder, flag, value))
     assert_usage_error(status, err, flag)
+    assert err.count('\n') == 1 and err.startswith('asgn6.py: error: ') and err.endswith('(see asgn6.py --help)\n')
 
 
 def test_unwritable_output_dir_fails_before_training(tmp_path, capsys, image_folder):
@@ -205,6 +208,7 @@ def test_a_write_that_dies_half_way_leaves_the_old_file_whole(tmp_path):
 RUN = ('--epochs', 4, '--log-interval', 1, '--save-interval', 7, *TINY)  # 12 iterations on 12 images
 
 
+@pytest.mark.slow
 def test_interrupted_then_resumed_run_repeats_an_uninterrupted_one_exactly(tmp_path, image_folder, capsys, monkeypatch):
     assert asgn6.main(train_args(tmp_path / 'whole', image_folder, *RUN)) == 0
     with monkeypatch.context() as patch:
@@ -259,7 +263,7 @@ def test_a_checkpoint_of_another_device_resumes_with_a_note(tmp_path, capsys, im
     status, out, err = run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 2, *TINY, '--resume'))
     assert status == 0, err
     assert seen == ['cpu']  # a GPU's tensors are mapped to the CPU before anything reads them
-    assert 'checkpoint written on cuda; the noise will not repeat exactly' in out
+    assert 'checkpoint written on cuda; the noise will not repeat exactly' in err
     assert len((tmp_path / 'out' / 'loss.txt').read_text().splitlines()) == 6
 
 
@@ -300,3 +304,24 @@ def test_a_run_folder_stands_for_its_checkpoint_and_flags_are_printed_as_typed(t
     assert status == 0, err
     taken = next(line for line in out.splitlines() if line.startswith('from the checkpoint:'))
     assert ' --augment' in taken and 'True' not in taken
+
+
+def test_a_resumed_config_takes_what_was_not_given_and_refuses_what_defines_the_run():
+    saved = RunConfig(latent_size=16, epochs=2, seed=7)
+    config, taken = resumed_config(saved, {'epochs': 4, 'seed': 7})
+    assert config == dataclasses.replace(saved, epochs=4) and taken == {'latent_size': 16}
+    with pytest.raises(UsageError, match="run has --latent-size 16; this one has --latent-size 32"):
+        resumed_config(saved, {'latent_size': 32})
+    with pytest.raises(UsageError, match='--epochs 2; this one has --epochs 4'):  # a cosine run's length is its own
+        resumed_config(dataclasses.replace(saved, lr_schedule='cosine'), {'epochs': 4})
+    with pytest.raises(UsageError, match='no --augment; this one has --augment'):
+        resumed_config(saved, {'augment': True})
+
+
+def test_a_checkpoint_of_format_2_loads_with_its_nested_model_settings(tmp_path):
+    """Format 2 (weights/*.pt) nested the model's settings and kept the log and save intervals."""
+    old = {'model': {'name': 'conv-encoder', 'latent_size': 16, 'image_size': 64}, 'batch_size': 4, 'epochs': 3,
+           'log_interval': 1, 'save_interval': 100, 'augment': True}
+    torch.save({'format': 2, 'config': old, 'iteration': 0}, tmp_path / 'old.pt')
+    config = load_checkpoint(tmp_path / 'old.pt')['config']
+    assert config == RunConfig(model='conv-encoder', latent_size=16, batch_size=4, epochs=3, augment=True)

@@ -1,0 +1,162 @@
+"""The networks of the report's Q3(f), beside the assignment's own (models.py), each built by name with
+build(): a convolutional encoder, a decoder that resizes then convolves, and two fully convolutional
+denoisers without a bottleneck (a U-Net, and the stronger residual U-Net); SelfEnsemble averages any of
+them over the eight mirror images and quarter turns of its input.
+"""
+import torch
+from torch import nn
+
+import models
+
+
+def conv_block(in_channels, out_channels, stride=1):
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+class ConvEncoder(nn.Module):
+    """A convolutional encoder in place of the MLP: four stride-2 convolutions, then Linear -> Tanh to z_dim."""
+
+    def __init__(self, z_dim=64, img_size=64):
+        super().__init__()
+        widths = [3, 32, 64, 128, 128]
+        self.features = nn.Sequential(*[conv_block(a, b, stride=2) for a, b in zip(widths, widths[1:])])
+        self.output_layer = nn.Sequential(nn.Flatten(), nn.Linear(128 * (img_size // 16) ** 2, z_dim), nn.Tanh())
+
+    def forward(self, x):
+        return self.output_layer(self.features(x))  # 128 x 4 x 4 -> z_dim
+
+
+class ResizeDecoder(models.Decoder):
+    """The assignment's decoder with each stride-2 transposed convolution replaced by a nearest-neighbour
+    doubling and a 3x3 convolution: every output pixel then gets the same number of contributions, which
+    takes away the checkerboard that overlapping transposed kernels leave. Sizes 1 -> 8 -> 16 -> 32 -> 64;
+    forward() is the assignment decoder's, through layer1 ... layer5."""
+
+    def __init__(self, z_dim=128, img_size=64):
+        nn.Module.__init__(self)  # not the table's layers: these
+        self.z_dim = z_dim
+
+        def double(in_channels, out_channels):
+            return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), conv_block(in_channels, out_channels),
+                                 conv_block(out_channels, out_channels))
+        self.layer1 = nn.Sequential(nn.ConvTranspose2d(z_dim, 128, img_size // 8), nn.BatchNorm2d(128),
+                                    nn.ReLU(inplace=True), conv_block(128, 128))       # 128 x  8 x  8
+        self.layer2, self.layer3, self.layer4 = double(128, 64), double(64, 64), double(64, 32)  # 16, 32, 64
+        self.layer5 = nn.Sequential(nn.Conv2d(32, 3, 1), nn.Tanh())                   #   3 x 64 x 64
+
+
+class UNetEncoder(nn.Module):
+    """The contracting path: two convolutions at each scale, halving the size between scales; every scale
+    is kept for the skips."""
+
+    def __init__(self, widths=(32, 64, 128), in_channels=3):
+        super().__init__()
+        stages, previous = [], in_channels
+        for index, width in enumerate(widths):
+            stages.append(nn.Sequential(conv_block(previous, width, 1 if index == 0 else 2), conv_block(width, width)))
+            previous = width
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x):
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class UNetDecoder(nn.Module):
+    """The expanding path: up-sample, concatenate the skip of the same scale, convolve."""
+
+    def __init__(self, widths=(32, 64, 128), out_channels=3, tanh=True):
+        super().__init__()
+        pairs = list(zip(widths, widths[1:]))[::-1]  # (finer, coarser), coarsest first
+        self.up = nn.ModuleList([nn.ConvTranspose2d(coarse, fine, 2, stride=2) for fine, coarse in pairs])
+        self.merge = nn.ModuleList([conv_block(2 * fine, fine) for fine, _ in pairs])
+        self.output_layer = nn.Sequential(nn.Conv2d(widths[0], out_channels, 1), *([nn.Tanh()] if tanh else []))
+
+    def forward(self, features):
+        x = features[-1]
+        for up, merge, skip in zip(self.up, self.merge, reversed(features[:-1])):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.output_layer(x)
+
+
+def pad_to_multiple(x, multiple):
+    """Replicate-pad the bottom and right edges up to a multiple of `multiple`: the halvings need it."""
+    height, width = x.shape[-2:]
+    return nn.functional.pad(x, (0, -width % multiple, 0, -height % multiple), mode='replicate')
+
+
+class UNet(nn.Module):
+    """A small fully convolutional denoiser with skip connections and no bottleneck, at three scales
+    (64, 32 and 16 pixels for a 64-pixel image): any image size."""
+    has_latent = False
+    tile_context = 32  # pixels a tile of a large image is read with on each side: the output reaches ~15
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.encoder = UNetEncoder((width, 2 * width, 4 * width))
+        self.decoder = UNetDecoder((width, 2 * width, 4 * width))
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        return self.decoder(self.encoder(pad_to_multiple(x, 4)))[..., :height, :width]
+
+
+class ResidualUNet(nn.Module):
+    """The stronger denoiser: a U-Net that works on a half-resolution view of the image (each 2x2 block of
+    pixels becomes 12 channels, as in FFDNet) and predicts the noise to take away, not the image.  Half
+    the resolution costs a quarter of the arithmetic per layer, which buys width and a wider view."""
+    has_latent = False
+    tile_context = 48  # as UNet's: the output reaches ~32 pixels
+
+    def __init__(self, widths=(48, 96, 192)):
+        super().__init__()
+        self.encoder = UNetEncoder(widths, in_channels=12)
+        self.decoder = UNetDecoder(widths, out_channels=12, tanh=False)
+
+    def forward(self, x):
+        height, width = x.shape[-2:]
+        half = nn.functional.pixel_unshuffle(pad_to_multiple(x, 8), 2)  # 8: one unshuffle, then two halvings
+        noise = nn.functional.pixel_shuffle(self.decoder(self.encoder(half)), 2)[..., :height, :width]
+        return (x - noise).clamp(-1, 1)
+
+
+class SelfEnsemble(nn.Module):
+    """A trained denoiser averaged over the eight mirror images and quarter turns of its input, each output
+    turned back: the eight views make different errors, so their mean is nearer the clean image, for eight
+    times the arithmetic (the 'geometric self-ensemble' of EDSR).  Needs square inputs for a model of fixed
+    size (the assignment's); a fully convolutional one takes any."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.has_latent = model.has_latent
+        self.tile_context = getattr(model, 'tile_context', 0)
+
+    def forward(self, x):
+        total = torch.zeros_like(x)
+        for transpose in (False, True):
+            for dims in ((), (-1,), (-2,), (-2, -1)):
+                view = x.transpose(-1, -2) if transpose else x
+                output = self.model(view.flip(dims)).flip(dims)
+                total += output.transpose(-1, -2) if transpose else output
+        return total / 8
+
+
+MODEL_NAMES = ('spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet')
+
+
+def build(name='spec', latent_size=128, image_size=64):
+    """The assignment's auto-encoder ('spec'), one with another encoder or decoder, or a U-Net, by name."""
+    if name == 'unet':
+        return UNet()
+    if name == 'residual-unet':
+        return ResidualUNet()
+    if name not in MODEL_NAMES:
+        raise ValueError(f'unknown model {name!r}; one of {", ".join(MODEL_NAMES)}')
+    encoder = (ConvEncoder if name == 'conv-encoder' else models.Encoder)(latent_size, image_size)
+    decoder = (ResizeDecoder if name == 'resize-decoder' else models.Decoder)(latent_size, image_size)
+    return models.AutoEncoder(encoder, decoder)
