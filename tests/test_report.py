@@ -1,6 +1,10 @@
 """The report links only figures that exist, and its generated layer table matches models.py."""
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -131,3 +135,30 @@ def test_the_shipped_weights_name_no_folder_of_the_machine_that_trained_them(nam
         content = f.read()
     for prefix in (b'/home/', b'/root/', b'/tmp/', b'/work/', b'/Users/', b'experiments/results/runs'):
         assert prefix not in content, prefix
+
+
+@pytest.mark.slow
+def test_one_command_signs_every_place_and_signs_again(tmp_path):
+    """In a copy of what it touches and needs (the scripts, the notebook, report/, dae/), as a user's clone."""
+    clone = tmp_path / 'clone'
+    clone.mkdir()
+    for name in ('models.py', 'check_models.py', 'asgn6.py', 'plot_loss.py', 'denoise.py', 'asgn6.ipynb'):
+        shutil.copy(os.path.join(ROOT, name), clone / name)
+    for folder in ('dae', 'report'):
+        shutil.copytree(os.path.join(ROOT, folder), clone / folder, ignore=shutil.ignore_patterns('*.pdf', '*.png'))
+
+    def sign(*argv):
+        return subprocess.run([sys.executable, '-m', 'report.sign', *argv, '--no-build'], cwd=clone,
+                              capture_output=True, text=True)
+    for name, student_id in (('Ada Lovelace', 'u1234567'), ("Mary O'Neil-Smith", 'u7654321')):
+        result = sign('--name', name, '--student-id', student_id)
+        assert result.returncode == 0, result.stderr
+        for script in ('models.py', 'check_models.py', 'asgn6.py', 'plot_loss.py', 'denoise.py'):
+            first = (clone / script).read_text().splitlines()[0]
+            assert first == f'# COMP4680/8650 Assignment 6 -- Name: {name}  Student ID: {student_id}'
+        title = ''.join(json.loads((clone / 'asgn6.ipynb').read_text())['cells'][0]['source'])
+        assert f'**Name:** {name}  **Student ID:** {student_id}' in title
+        assert f'author: "Name: {name} `\\\\quad`{{=latex}} Student ID: {student_id}"' in \
+            (clone / 'report' / 'report.md').read_text()
+    result = sign('--name', r'\input{x}', '--student-id', 'u1')
+    assert result.returncode == 2 and result.stderr.startswith('sign.py: error: --name')
