@@ -195,8 +195,6 @@ def test_the_pdf_check_builds_with_the_reports_settings_and_finds_every_passage(
         ["paragraph not in the PDF after the one before it: 'A paragraph the PDF lost.'"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 29: page 5 overflows (Figure 6's caption, two paragraphs and "
-                   'Figure 7 lost); when this passes, the mark comes off')
 @pytest.mark.skipif(not (shutil.which('pandoc') and shutil.which('pdflatex') and shutil.which('pdftotext')),
                     reason='needs pandoc, pdflatex and pdftotext')
 def test_the_report_pdf_loses_nothing(tmp_path):
