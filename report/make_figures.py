@@ -412,8 +412,9 @@ def latent_section(count=2000):
     return '\n'.join(rows) + (f'\n\n: Latent codes of `weights/spec.pt` ({codes.size(1)} dimensions; {dims90} '
                               f'principal directions hold 90% of the noisy codes\' variance): the {codes.size(0)} '
                               f'images clean and with one draw of the training noise, {count} uniform vectors and '
-                              f'{count} from the Gaussian fitted '
-                              f'to the noisy codes (seed {config.seed}). A noisy code\'s nearest is another '
+                              f'{count} from the Gaussian fitted to the noisy codes (seed {config.seed}), '
+                              'clamped to [-1, 1] as the encoder\'s Tanh is, which narrows their spread below '
+                              'the noisy codes\'. A noisy code\'s nearest is another '
                               f'image\'s; a clean code\'s is its own image\'s noisy code.')
 
 
