@@ -63,6 +63,14 @@ VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
     'residual-unet+cosine+mse': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse'},
     'residual-unet+cosine+mse+augment': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
                                          'augment': True},
+    # Q3(f): the assignment's model and its encoder, decoder, code size and loss changed one at a time, at a
+    # budget where held-out scores have levelled off (the assignment's model's by about epoch 50)
+    'spec-60ep': {'epochs': 60},
+    'latent-32-60ep': {'latent_size': 32, 'epochs': 60},
+    'latent-512-60ep': {'latent_size': 512, 'epochs': 60},
+    'conv-encoder-60ep': {'model': 'conv-encoder', 'epochs': 60},
+    'resize-decoder-60ep': {'model': 'resize-decoder', 'epochs': 60},
+    'mse-loss-60ep': {'loss': 'mse', 'epochs': 60},
     # the same trained for longer
     'residual-unet+cosine-150ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'epochs': 150,
                                    'save_interval': 50},
