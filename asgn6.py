@@ -86,8 +86,7 @@ def build_parser():
                    'turns, drawn anew for every batch (default: off)')
     p.add_argument('--val-split', type=cli.fraction, help='fraction of the images held out, chosen by --seed; every '
                    f'save adds their PSNR to OUTPUT_DIR/{VALIDATION_NAME} (default: {run.val_split:g})')
-    p.add_argument('--device', choices=['auto', 'cpu', 'cuda', 'mps'],
-                   help='auto picks cuda, then mps, then cpu (default: auto)')
+    cli.add_device_flag(p)  # its default, auto, is Invocation's too
     p.add_argument('--precision', choices=['fp32', 'bf16'], help='bf16 autocast is faster only with bf16 '
                    f'arithmetic in hardware (benchmarks/README.md) (default: {run.precision})')
     p.add_argument('--memory-format', choices=list(MEMORY_FORMATS), help='layout of model and batches; a run '
