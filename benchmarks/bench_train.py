@@ -24,7 +24,7 @@ import time
 import torch
 from torchvision import datasets, transforms
 
-from dae import cli, training
+from dae import cli, training, variants
 from dae.images import add_noise, load_dataset, to_unit_range
 from dae.run import RunConfig
 from dae.training import Streams
@@ -142,6 +142,9 @@ def main(argv=None):
     parser.add_argument('--bf16-iterations', type=cli.positive_int(), default=3, help='the same for the bf16 modes, '
                         'which are slow on CPUs without bf16 units (default: 3)')
     parser.add_argument('--seed', type=int, default=4680, help='seeds weights, data order and noise (default: 4680)')
+    parser.add_argument('--models', nargs='+', choices=variants.MODEL_NAMES, metavar='MODEL', help='time these '
+                        'networks instead, each in asgn6.py\'s default step (fp32, channels_last), to compare them at '
+                        f'equal wall time; of {", ".join(variants.MODEL_NAMES)} (default: off)')
     parser.add_argument('--profile', type=cli.positive_int(0), default=0, metavar='STEPS', help='after the timing, '
                         'profile this many asgn6 fp32 steps and print where their time goes, by operator '
                         '(default: 0, off)')
@@ -157,7 +160,8 @@ def run(args):
           f'{images.size(0)} images decoded once in {time.perf_counter() - start:.1f} s', flush=True)
     def config(precision, memory_format):
         return RunConfig(batch_size=args.batch_size, seed=args.seed, precision=precision, memory_format=memory_format)
-    modes = {
+    modes = {name: (asgn6_mode(images, RunConfig(model=name, batch_size=args.batch_size, seed=args.seed), device),
+                    args.iterations) for name in args.models or ()} or {
         'starter': (starter_mode(args.data_dir, config('fp32', 'contiguous'), device), args.iterations),
         'asgn6-fp32': (asgn6_mode(images, config('fp32', 'contiguous'), device), args.iterations),
         'asgn6-fp32-cl': (asgn6_mode(images, config('fp32', 'channels_last'), device), args.iterations),
@@ -175,7 +179,7 @@ def run(args):
                                                                  for name, r in results.items()), flush=True)
     report(results, device)
     if args.profile:
-        profile_steps(modes['asgn6-fp32'][0], args.profile, device)
+        profile_steps(next(iter(modes.values()))[0] if args.models else modes['asgn6-fp32'][0], args.profile, device)
     return 0
 
 
@@ -196,8 +200,10 @@ def profile_steps(step, steps, device):
 
 
 def report(results, device):
-    base = statistics.median(speed for speed, _ in results['starter'])
-    print('\n| mode | images/s (median) | min-max | vs starter | outside fwd/bwd/opt |')
+    """A table of every mode's speed, against the first mode's (the starter's, or the first of --models)."""
+    first = next(iter(results))
+    base = statistics.median(speed for speed, _ in results[first])
+    print(f'\n| mode | images/s (median) | min-max | vs {first} | outside fwd/bwd/opt |')
     print('|---|---|---|---|---|')
     for name, rounds in results.items():
         speeds = [speed for speed, _ in rounds]

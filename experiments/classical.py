@@ -16,6 +16,9 @@ import numpy as np
 import torch
 
 LEVELS = 128  # levels of the intensity correction over [-1, 1]
+# (filtered, noisy) levels of the 2-D correction: the best on the development seed's held-out images
+# (python -m experiments.run_experiments --choose-joint-bins writes experiments/results/joint-bins.md)
+JOINT_BINS = (32, 32)
 
 
 # ----------------------------------------------------------------------------- the filters (HxWx3 in [0, 1])
@@ -132,41 +135,76 @@ class IntensityMap:
         return torch.from_numpy(np.interp(images.numpy(), self.filtered, self.clean)).float()
 
 
+@dataclass(frozen=True)
+class JointIntensityMap:
+    """The intensity correction refined by each pixel's noisy value: a clamped pixel's noisy value says
+    something of its clean value that filtering averages away.  It adds to the 1-D correction the mean clean
+    value's departure from it in each (filtered value, noisy value) bin; an empty bin adds nothing."""
+    base: IntensityMap
+    residual: np.ndarray  # (filtered levels, noisy levels)
+
+    @staticmethod
+    def cells(filtered, noisy, bins):
+        rows = ((filtered.clamp(-1, 1) + 1) / 2 * bins[0]).long().clamp(max=bins[0] - 1)
+        columns = ((noisy.clamp(-1, 1) + 1) / 2 * bins[1]).long().clamp(max=bins[1] - 1)
+        return (rows * bins[1] + columns).flatten()
+
+    @classmethod
+    def fit(cls, filtered, noisy, clean, bins=JOINT_BINS):
+        base = IntensityMap.fit(filtered, clean)
+        cells, size = cls.cells(filtered, noisy, bins), bins[0] * bins[1]
+        counts = torch.bincount(cells, minlength=size)
+        departures = (clean.double() - base(filtered).double()).flatten()
+        sums = torch.bincount(cells, weights=departures, minlength=size)
+        return cls(base, (sums / counts.clamp(min=1)).reshape(bins).numpy())
+
+    def __call__(self, filtered, noisy):
+        cells = self.cells(filtered, noisy, self.residual.shape).numpy()
+        departure = torch.from_numpy(self.residual.reshape(-1)[cells]).float().reshape(filtered.shape)
+        return self.base(filtered) + departure
+
+
 # ----------------------------------------------------------------------------- choosing on training images
 
 @dataclass(frozen=True)
 class Choice:
-    """One filter's choices on the training probe: the plain and the corrected filter's parameters, the
-    correction fitted at the latter, every value tried, and each choice's score on the probe."""
+    """One filter's choices on the training probe: the parameters of the plain filter, the filter with the
+    correction and the filter with the joint correction, the corrections fitted at theirs, every value tried,
+    and each choice's score on the probe."""
     plain: Optional[float]
     corrected: Optional[float]
+    joint: Optional[float]
     correction: IntensityMap
+    joint_correction: JointIntensityMap
     tried: tuple
     plain_probe_psnr: float
     corrected_probe_psnr: float
+    joint_probe_psnr: float
 
 
 def choose(filter_, probe, psnr):
-    """The parameters that score best on the probe, plain and corrected, with the grid grown until each
-    lies inside it; a filter output is computed once per value and serves both."""
+    """The parameters that score best on the probe, plain and with each correction, with the grid grown until
+    each lies inside it; a filter output is computed once per value and serves all three."""
     outputs, grid = {}, list(filter_.grid)
     while True:
         for value in grid:
             if value not in outputs:
                 out = apply_filter(filter_.apply, probe.noisy, value)
-                outputs[value] = (out, psnr(out, probe.clean), IntensityMap.fit(out, probe.clean))
-        corrected_score = {value: psnr(fitted(out), probe.clean) for value, (out, _, fitted) in outputs.items()}
-        plain = max(grid, key=lambda value: outputs[value][1])
-        corrected = max(grid, key=corrected_score.get)
+                fitted, joint = IntensityMap.fit(out, probe.clean), JointIntensityMap.fit(out, probe.noisy, probe.clean)
+                outputs[value] = {'plain': (psnr(out, probe.clean), None),
+                                  'corrected': (psnr(fitted(out), probe.clean), fitted),
+                                  'joint': (psnr(joint(out, probe.noisy), probe.clean), joint)}
+        best = {kind: max(grid, key=lambda value: outputs[value][kind][0]) for kind in ('plain', 'corrected', 'joint')}
         grown = list(grid)
-        if grid[-1] in (plain, corrected):
+        if grid[-1] in best.values():
             grown.append(filter_.beyond(grid[-1], up=True))
-        below = filter_.beyond(grid[0], up=False) if grid[0] in (plain, corrected) else None
+        below = filter_.beyond(grid[0], up=False) if grid[0] in best.values() else None
         if below is not None:
             grown.insert(0, below)
         if grown == grid:
-            return Choice(plain, corrected, outputs[corrected][2], tuple(grid), outputs[plain][1],
-                          corrected_score[corrected])
+            score = {kind: outputs[value][kind] for kind, value in best.items()}
+            return Choice(best['plain'], best['corrected'], best['joint'], score['corrected'][1], score['joint'][1],
+                          tuple(grid), score['plain'][0], score['corrected'][0], score['joint'][0])
         grid = grown
 
 

@@ -21,6 +21,7 @@ corrected filter, on a test seed's split whose checkpoints are there).
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -37,7 +38,8 @@ from dae.run import (CHECKPOINT_NAME, VALIDATION_NAME, RunConfig, load_checkpoin
                      read_validation, total_iterations)
 from dae.training import split_of_run
 from experiments.summary import results_name, spread, timing_machines
-from experiments.classical import IntensityMap, apply_filter, best_classical, choose, classical_filters
+from experiments.classical import (JOINT_BINS, IntensityMap, JointIntensityMap, apply_filter, best_classical,
+                                  choose, classical_filters)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -45,7 +47,8 @@ ROOT = os.path.dirname(HERE)
 VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682, 4683)  # each seed draws its own split, weights, order and noise
 DEVELOPMENT_SEEDS = (4680,)  # every choice was made on this seed's runs; the tables report the others
-LAST_SAVE_SCORES = ('last_save_psnr', 'self_ensemble_psnr')
+CHECKPOINT_SCORES = ('last_save_psnr', 'self_ensemble_psnr', 'checkerboard_db')  # need the run's checkpoint
+JOINT_LEVELS = (1.0,)  # noise levels whose tables have the 2-D correction (BM3D takes seconds an image)
 LAST_SAVES = 3  # a run is scored by the mean of its last saves that do not follow a short batch (below)
 VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
     'spec': {},
@@ -79,6 +82,10 @@ VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
     'residual-unet+cosine+mse+augment-160ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
                                                'augment': True, 'epochs': 160, 'save_interval': 50},
 }
+
+
+Q3F_VARIANTS = ('spec-60ep', 'latent-32-60ep', 'latent-512-60ep', 'conv-encoder-60ep', 'resize-decoder-60ep',
+                'mse-loss-60ep')  # the rows of variants.png
 
 
 def run_dir(out, name, seed):
@@ -165,26 +172,45 @@ def evaluate_run(name, folder, timing, config, split, previous=None):
             'held_out_l1': mean('l1'), 'held_out_psnr': mean('psnr'), 'noisy_psnr': saves[-1].noisy_psnr,
             'held_out_images': held_out.clean.size(0), 'train_images': train_images,
             'held_out_set': split_digest(held_out)}
-    return {**row, **(kept_scores(previous, row) or last_save_scores(folder, held_out))}
+    return {**row, **checkpoint_scores(folder, held_out, kept_scores(previous, row))}
 
 
 def kept_scores(previous, row):
-    """The last-save scores of `previous`, if it is the same finished run (same iterations, held-out images and
-    noise): they cost a pass over the held-out images eight times, and need the checkpoint."""
+    """The checkpoint scores of `previous` that it has, if it is the same finished run (same iterations, held-out
+    images and noise): they need the checkpoint, which is not committed."""
     same = previous and all(previous.get(key) == row[key] for key in ('iterations', 'held_out_set', 'noisy_psnr'))
-    return {key: previous[key] for key in LAST_SAVE_SCORES} if same and set(LAST_SAVE_SCORES) <= set(previous) else {}
+    return {key: previous[key] for key in CHECKPOINT_SCORES if key in previous} if same else {}
+
+
+def checkpoint_scores(folder, held_out, kept):
+    """`kept`, completed from the run's checkpoint where it is still there."""
+    path = os.path.join(folder, CHECKPOINT_NAME)
+    if set(kept) == set(CHECKPOINT_SCORES) or not os.path.exists(path):
+        return kept
+    return last_save_scores(path, held_out)
+
+
+def checkerboard_db(images, clean):
+    """How much of a checkerboard the images carry: their power at the highest spatial frequencies (period 2
+    across, down, or both: the pattern of a stride-2 transposed convolution) against the clean images', in dB.
+    0 dB: as much as the clean images have; above, a pattern the images lack."""
+    def nyquist_power(batch):
+        spectrum = torch.fft.fft2(batch.double())
+        half_h, half_w = batch.size(-2) // 2, batch.size(-1) // 2
+        return sum(spectrum[..., i, j].abs().pow(2).sum() for i, j in ((half_h, 0), (0, half_w), (half_h, half_w)))
+    return 10 * math.log10(nyquist_power(images) / nyquist_power(clean))
 
 
 @torch.no_grad()
-def last_save_scores(folder, held_out):
-    """Held-out PSNR of a finished run's last save, as trained and averaged over the eight symmetries of each
-    input (variants.SelfEnsemble); {} once its checkpoint (not committed) is gone."""
-    path = os.path.join(folder, CHECKPOINT_NAME)
-    if not os.path.exists(path):
-        return {}
+def last_save_scores(path, held_out):
+    """Held-out scores of a finished run's last save (its checkpoint): PSNR as trained and averaged over the
+    eight symmetries of each input (variants.SelfEnsemble), and the checkerboard measure of its outputs."""
     model, _ = load_model(path, torch.device('cpu'))
-    nets = (model, variants.SelfEnsemble(model))
-    return {key: training.evaluate(net, held_out)[1] for key, net in zip(LAST_SAVE_SCORES, nets)}
+    with training.evaluating(model):
+        outputs = torch.cat([model(batch) for batch in held_out.noisy.split(64)]).float()
+    return {'last_save_psnr': psnr(outputs, held_out.clean),
+            'self_ensemble_psnr': training.evaluate(variants.SelfEnsemble(model), held_out)[1],
+            'checkerboard_db': checkerboard_db(outputs, held_out.clean)}
 
 
 def run_baselines(held_out, probe, noise_level, filters):
@@ -200,17 +226,21 @@ def run_baselines(held_out, probe, noise_level, filters):
                          correction=correction_table(identity))]
     for name, filter_ in filters.items():
         choice = choose(filter_, probe, psnr)
-        plain = apply_filter(filter_.apply, held_out.noisy, choice.plain)
-        corrected = plain if choice.corrected == choice.plain else apply_filter(filter_.apply, held_out.noisy,
-                                                                                choice.corrected)
-        rows += [baseline_row(name, plain, held_out, common, parameter=choice.plain, corrected=False,
-                              probe_psnr=choice.plain_probe_psnr, grid=list(choice.tried)),
-                 baseline_row(f'{name} + correction', choice.correction(corrected), held_out, common,
+        outputs = {value: apply_filter(filter_.apply, held_out.noisy, value)
+                   for value in {choice.plain, choice.corrected, choice.joint}}
+        fields = {'grid': list(choice.tried)}
+        rows += [baseline_row(name, outputs[choice.plain], held_out, common, parameter=choice.plain, corrected=False,
+                              probe_psnr=choice.plain_probe_psnr, **fields),
+                 baseline_row(f'{name} + correction', choice.correction(outputs[choice.corrected]), held_out, common,
                               parameter=choice.corrected, corrected=True, probe_psnr=choice.corrected_probe_psnr,
-                              grid=list(choice.tried), correction=correction_table(choice.correction))]
-        print(f'{name}: {rows[-2]["held_out_psnr"]:.2f} dB plain ({choice.plain}), {rows[-1]["held_out_psnr"]:.2f} dB '
-              f'corrected ({choice.corrected}); parameters chosen on training images from {list(choice.tried)}',
-              flush=True)
+                              correction=correction_table(choice.correction), **fields),
+                 baseline_row(f'{name} + 2-D correction',
+                              choice.joint_correction(outputs[choice.joint], held_out.noisy), held_out, common,
+                              parameter=choice.joint, corrected=True, probe_psnr=choice.joint_probe_psnr,
+                              correction=joint_table(choice.joint_correction), **fields)]
+        print(f'{name}: ' + ', '.join(f'{row["held_out_psnr"]:.2f} dB {label} ({row["parameter"]})' for row, label
+                                      in zip(rows[-3:], ('plain', 'corrected', '2-D corrected')))
+              + f'; parameters chosen on training images from {list(choice.tried)}', flush=True)
     return rows
 
 
@@ -223,6 +253,19 @@ def correction_table(correction):
     """An intensity correction as results.json keeps it: its filtered values and the clean means behind them."""
     return {'filtered': [round(float(v), 6) for v in correction.filtered],
             'clean': [round(float(v), 6) for v in correction.clean]}
+
+
+def joint_table(correction):
+    """A joint correction as results.json keeps it: its 1-D correction and its departures, by (filtered, noisy) bin."""
+    return {**correction_table(correction.base), 'departure': np.round(correction.residual, 5).tolist()}
+
+
+def stored_correction(table):
+    """The correction a results.json row keeps, as a function of (filtered, noisy)."""
+    base = IntensityMap(np.array(table['filtered']), np.array(table['clean']))
+    if 'departure' in table:
+        return JointIntensityMap(base, np.array(table['departure']))
+    return lambda filtered, noisy: base(filtered)
 
 
 def grouped(rows):
@@ -247,10 +290,10 @@ def markdown_table(networks, classical, epochs):
              f'({first["train_images"]} training, {first["held_out_images"]} held out). Networks: {epochs} epochs, '
              f'batch 32 ({first["iterations"]} iterations) unless the iterations column says otherwise, scored by the '
              f'mean of their last {LAST_SAVES} saves that do not follow a short last batch; train PSNR is measured in '
-             f'the same way on {first["held_out_images"]} training images. Filters: plain, and followed by the '
-             f'intensity correction (+ correction); parameter and correction fitted on those training images, '
-             f'per seed. PSNR in '
-             f'dB. Wall times (the mean of the seeds) measured on: {timing_machines(networks)}.', '',
+             f'the same way on {first["held_out_images"]} training images. Filters: plain, followed by the '
+             f'intensity correction (+ correction), and where listed by the 2-D correction that also reads the '
+             f'noisy value (+ 2-D correction); parameter and correction fitted on those training images, per seed. '
+             f'PSNR in dB. Wall times (the mean of the seeds) measured on: {timing_machines(networks)}.', '',
              '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
              '|--------------------------|----------|----------|------------|------------|---------------|--------|']
     for (name, _), rows in grouped(networks).items():
@@ -269,13 +312,15 @@ def markdown_table(networks, classical, epochs):
 
 @torch.no_grad()
 def comparison_figure(path, held_out, network_folders, classical, count=8):
-    """The first held-out images: clean, noisy, each network's output, and `classical(noisy)`."""
+    """The first held-out images: clean, noisy, each network's output (eval mode), and `classical(noisy)` if given."""
     count = min(count, held_out.clean.size(0))
     rows = [held_out.clean[:count], held_out.noisy[:count]]
     for folder in network_folders:
         model, _ = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'))
-        rows.append(model(held_out.noisy[:count]))
-    rows.append(classical(held_out.noisy[:count]))
+        with training.evaluating(model):
+            rows.append(model(held_out.noisy[:count]))
+    if classical is not None:
+        rows.append(classical(held_out.noisy[:count]))
     save_grid(path, torch.cat(rows), images_per_row=count)
 
 
@@ -335,7 +380,8 @@ def evaluate_all(out, walls, filter_names, previous, data_dir, epochs):
         held_out, probe = split.held_out, split.probe
         digest, filters = split_digest(held_out), classical_filters(filter_names, level)
         kept = previous['classical'].get((level, seed, digest), [])
-        wanted = {'noisy input', 'noisy input + correction', *filters, *(f'{name} + correction' for name in filters)}
+        suffixes = ('', ' + correction', ' + 2-D correction')[:3 if level in JOINT_LEVELS else 2]
+        wanted = {'noisy input', 'noisy input + correction', *(name + end for name in filters for end in suffixes)}
         if {row['name'] for row in kept} >= wanted:
             rows = [row for row in kept if row['name'] in wanted]
         else:
@@ -372,6 +418,7 @@ def report(out, epochs, networks, classical, figure_inputs, filters):
                'classical': classical}
     write_text_atomic(os.path.join(out, 'results.json'), json.dumps(results, indent=1))
     print(write_table(out, results))
+    variants_figure(out, figure_inputs)
     candidates = [figure_candidate(out, networks, *inputs) for inputs in figure_inputs]
     ready = [candidate for candidate in candidates if candidate['ready']]
     if not ready:  # a figure with fewer rows would replace a fuller one
@@ -382,15 +429,25 @@ def report(out, epochs, networks, classical, figure_inputs, filters):
                   + (f' ({", ".join(first["missing"])} missing)' if first['missing'] else ''))
         return
     seed, shown, best_filter, held_out = (ready[0][key] for key in ('seed', 'shown', 'best_filter', 'held_out'))
-    plain_name = best_filter['name'].removesuffix(' + correction')
-    fitted = best_filter['correction']
-    correction = IntensityMap(np.array(fitted['filtered']), np.array(fitted['clean']))
+    plain_name = best_filter['name'].split(' + ')[0]
+    correction = stored_correction(best_filter['correction'])
 
     def best_corrected(noisy):
-        return correction(apply_filter(filters[plain_name].apply, noisy, best_filter['parameter']))
+        return correction(apply_filter(filters[plain_name].apply, noisy, best_filter['parameter']), noisy)
     comparison_figure(os.path.join(out, 'denoised.png'), held_out, [run_dir(out, name, seed) for name in shown],
                       best_corrected)
     print(f'figure (split of seed {seed}) rows: clean, noisy, {", ".join(shown)}, {best_filter["name"]}')
+
+
+def variants_figure(out, figure_inputs):
+    """variants.png: the first held-out images of the first test seed whose Q3(f) checkpoints are all there; rows:
+    clean, noisy, then each variant's output.  Left as it is where no seed has them all."""
+    for seed, _, held_out in figure_inputs:
+        folders = [run_dir(out, name, seed) for name in Q3F_VARIANTS]
+        if seed not in DEVELOPMENT_SEEDS and all(os.path.exists(os.path.join(f, CHECKPOINT_NAME)) for f in folders):
+            comparison_figure(os.path.join(out, 'variants.png'), held_out, folders, classical=None)
+            print(f'variants.png (split of seed {seed}) rows: clean, noisy, {", ".join(Q3F_VARIANTS)}')
+            return
 
 
 def figure_candidate(out, networks, seed, rows, held_out):
@@ -403,6 +460,40 @@ def figure_candidate(out, networks, seed, rows, held_out):
     best_filter = best_classical(rows)
     return {'seed': seed, 'shown': shown, 'missing': missing, 'best_filter': best_filter, 'held_out': held_out,
             'ready': bool(shown) and not missing and best_filter is not None}
+
+
+JOINT_BIN_CANDIDATES = ((32, 8), (64, 8), (64, 16), (128, 16), (32, 32), (64, 32))
+
+
+def choose_joint_bins(out, data_dir, filters):
+    """The joint correction's bins, chosen on the development seed's held-out images: that seed's best corrected
+    filter at the parameter chosen on its training images, followed by joint corrections of several sizes, each
+    fitted on the training probe; writes joint-bins.md and returns its table."""
+    seed = DEVELOPMENT_SEEDS[0]
+    rows = [row for row in read_json(os.path.join(out, 'results.json'))['classical']
+            if row.get('seed') == seed and row['noise_level'] == 1.0 and row['name'].endswith(' + correction')]
+    best = best_classical(rows)
+    name = best['name'].removesuffix(' + correction')
+    split, _ = split_of_run(RunConfig(seed=seed, val_split=VAL_SPLIT), data_dir)
+    probe, held_out = split.probe, split.held_out
+    filtered = {kind: apply_filter(filters[name].apply, images.noisy, best['parameter'])
+                for kind, images in (('probe', probe), ('held_out', held_out))}
+    lines = [f'{name} ({best["parameter"]:g}) on the split of the development seed {seed}, noise 1, followed by a '
+             f'joint correction of (filtered, noisy) bins fitted on its {probe.clean.size(0)} training images. PSNR in '
+             f'dB; the 1-D correction ({best["name"]}) scores {best["held_out_psnr"]:.2f} dB held out.', '',
+             '| bins | training images | held-out images |', '|---|---|---|']
+    held_out_scores = {}
+    for bins in JOINT_BIN_CANDIDATES:
+        joint = JointIntensityMap.fit(filtered['probe'], probe.noisy, probe.clean, bins)
+        scores = [psnr(joint(filtered[kind], images.noisy), images.clean)
+                  for kind, images in (('probe', probe), ('held_out', held_out))]
+        lines.append(f'| {bins[0]} x {bins[1]} | {scores[0]:.2f} | {scores[1]:.2f} |')
+        held_out_scores[bins] = scores[1]
+    best = max(held_out_scores, key=held_out_scores.get)
+    lines += ['', f'Best held out: {best[0]} x {best[1]} (classical.JOINT_BINS is {JOINT_BINS[0]} x {JOINT_BINS[1]}).']
+    table = '\n'.join(lines) + '\n'
+    write_text_atomic(os.path.join(out, 'joint-bins.md'), table)
+    return table
 
 
 def main(argv=None):
@@ -420,6 +511,8 @@ def main(argv=None):
                         'are installed)')
     parser.add_argument('--skip-training', action='store_true', help='evaluate the runs already in --out '
                         '(default: train first; a run already there is resumed, or left as it is if complete)')
+    parser.add_argument('--choose-joint-bins', action='store_true', help='only score joint corrections of several '
+                        'sizes on the development seed, into joint-bins.md (default: off)')
     parser.add_argument('--table-only', action='store_true', help='only rewrite results.md from results.json '
                         '(default: off)')
     args = parser.parse_args(argv)
@@ -427,6 +520,9 @@ def main(argv=None):
 
 
 def run(args):
+    if args.choose_joint_bins:
+        print(choose_joint_bins(args.out, args.data_dir, classical_filters(args.filters)))
+        return 0
     if args.table_only:
         results = read_json(os.path.join(args.out, 'results.json'))
         write_table(args.out, results)

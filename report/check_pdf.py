@@ -19,6 +19,7 @@ PANDOC_OPTIONS = ['--include-in-header', 'header.tex', '--lua-filter', 'keep-tab
                   '--variable', 'colorlinks=true', '--variable', 'fontsize=10pt', '--resource-path', '.']
 LOST_IN_LOG = re.compile(r'Float too large|Overfull \\vbox')
 WORDS = 6  # of each paragraph and caption, looked for in the PDF's text
+BODY_PAGES, PAGES = 6, 7  # the report's length: six pages, then at most one of appendix
 
 
 def build(markdown, folder):
@@ -71,6 +72,7 @@ def problems(markdown_text, pdf_text, log):
     pdf = letters(pdf_text)
     captions, paragraphs = passages(markdown_text)
     found += [f'caption not in the PDF: {caption!r}' for caption in captions if letters(caption) not in pdf]
+    found += too_long(pdf_text)
     position = 0
     for paragraph in paragraphs:
         at = pdf.find(letters(paragraph), position)
@@ -78,6 +80,22 @@ def problems(markdown_text, pdf_text, log):
             found.append(f'paragraph not in the PDF after the one before it: {paragraph!r}')
         else:
             position = at
+    return found
+
+
+def too_long(pdf_text):
+    """Whether the body runs past BODY_PAGES or the whole past PAGES (the appendix starts at its heading)."""
+    pages = pdf_text.rstrip('\f').split('\f')
+    found = [f'{len(pages)} pages: at most {PAGES}'] if len(pages) > PAGES else []
+    for number, page in enumerate(pages, 1):
+        lines = [line.strip() for line in page.splitlines() if line.strip()]
+        if 'Appendix' in lines:
+            body_end = number if lines.index('Appendix') > 0 else number - 1
+            break
+    else:
+        body_end = len(pages)
+    if body_end > BODY_PAGES:
+        found.append(f'the body ends on page {body_end}: at most {BODY_PAGES}')
     return found
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 import torch
 
 from experiments.classical import best_classical
-from experiments.summary import seed_list, spread, timing_machines
+from experiments.summary import seed_list, spread
 
 from dae import cli, training
 from dae.files import atomic_write, copy_atomic, save_figure, write_text_atomic
@@ -190,26 +190,6 @@ def samples_section(columns=8):
                               f'image of the batch: {usual}{short}.')
 
 
-def experiments_section(name='results.md'):
-    """A Q3(f) results table of experiments/run_experiments.py (the main one also brings its figure)."""
-    results = os.path.join(ROOT, 'experiments', 'results')
-    if name == 'results.md':
-        copy_atomic(os.path.join(results, 'denoised.png'), os.path.join(FIGURES, 'experiments-denoised.png'))
-    with open(os.path.join(results, name)) as f:
-        description, _, *lines = f.read().strip().splitlines()
-    steps = {step for step, _, _ in DENOISER_STEPS} - {'unet', DENOISER}  # shown in the next subsection
-    labels = {'residual-unet+cosine+mse+augment-160ep': 'final denoiser (Table 8)', 'non-local means': 'NL means',
-              'total variation': 'TV', 'gaussian blur': 'Gaussian blur', ' + correction': ' + corr.'}
-    kept = []
-    for line in lines:
-        if line.startswith('| ') and line.split('|')[1].strip().split(' (')[0] in steps:
-            continue
-        for name, label in labels.items():
-            line = line.replace(name, label)
-        kept.append(line)
-    return '\n'.join(kept) + '\n\n: ' + description
-
-
 # (variant, the variant it changes one thing of, its name in the report); what each change is, the prose says
 DENOISER_STEPS = (
     ('unet', None, 'U-Net'),
@@ -256,45 +236,148 @@ def denoiser_section(results_path=RESULTS):
         lines.append(f'| {numbers[name]} | {label} | {next(iter(rows.values()))["iterations"]:,} | '
                      f'{seed_list(rows)} | {spread([r["train_psnr"] for r in rows.values()])} | '
                      f'{spread([r["held_out_psnr"] for r in rows.values()])} | {gain} | {minutes} |')
+    classes = sorted({machine_class(runs[name][s]['machine']) for name in numbers for s in development
+                      if s in runs[name]})
     return '\n'.join(lines) + ('\n\n: Towards a stronger denoiser, one change a row (R: the residual U-Net). Held-out '
                                'PSNR in dB, mean ± std over the seeds listed; gain: over the row named, on the seeds '
-                               'both have; minutes: wall time of the development seed\'s run.')
+                               f'both have; minutes: wall time of the development seed\'s run ({" and ".join(classes)}'
+                               ' CPU, `report/NOTES.md`).')
 
 
-def margins_section(results_path=RESULTS):
-    """The final denoiser against each test seed's strongest honest baseline: the corrected filter that scored
-    best on that seed's training images; as scored (mean of saves) and at its last save, plain and averaged
-    over the eight symmetries of each input."""
+def machine_class(machine):
+    """The CPU class a machine description names, for captions (report/NOTES.md describes the machines)."""
+    return 'AVX-512' if 'AVX-512' in machine else 'AVX2' if 'AVX2' in machine else 'unknown'
+
+
+# (variant, its name in the report): the assignment's model and one change of it each, at 60 epochs
+Q3F_VARIANTS = (('spec-60ep', "the assignment's model"), ('latent-32-60ep', 'latent size 32'),
+                ('latent-512-60ep', 'latent size 512'), ('conv-encoder-60ep', 'convolutional encoder'),
+                ('resize-decoder-60ep', 'resize-convolve decoder'), ('mse-loss-60ep', 'MSE loss'))
+
+
+def test_rows(results, level=1.0):
+    """{name: {seed: row}} of the network runs on the test seeds at one noise level."""
+    runs = {}
+    for row in results['networks']:
+        if row['noise_level'] == level and row['seed'] not in results.get('development_seeds', []):
+            runs.setdefault(row['name'], {})[row['seed']] = row
+    return runs
+
+
+def variants_section(results_path=RESULTS):
+    """Q3(f)'s table: each variant's held-out and training PSNR, its held-out change against the assignment's
+    model on the same seeds, the memorisation gap and the checkerboard measure (on the seeds whose checkpoint
+    was there to measure it)."""
+    figure = os.path.join(ROOT, 'experiments', 'results', 'variants.png')
+    if os.path.exists(figure):
+        copy_atomic(figure, os.path.join(FIGURES, 'variants.png'))
+    runs = test_rows(read_results(results_path))
+    base = runs[Q3F_VARIANTS[0][0]]
+    lines = ['| variant | parameters | training PSNR | held-out PSNR | change held out | gap | checkerboard |',
+             '|------------------------|------------|---------------|---------------|---------------|-------------|'
+             '---------------|']
+    for name, label in Q3F_VARIANTS:
+        rows = runs[name]
+        seeds = sorted(rows)
+        change = ('-' if name == Q3F_VARIANTS[0][0] else
+                  spread([rows[s]['held_out_psnr'] - base[s]['held_out_psnr'] for s in seeds], sign=True))
+        boards = {s: rows[s]['checkerboard_db'] for s in seeds if 'checkerboard_db' in rows[s]}
+        board = spread(list(boards.values()), digits=1, sign=True) if boards else '-'
+        if boards and len(boards) < len(seeds):
+            board += f' ({seed_list(boards)})'
+        lines.append(f'| {label} | {rows[seeds[0]]["parameters"]:,} | '
+                     f'{spread([rows[s]["train_psnr"] for s in seeds])} | '
+                     f'{spread([rows[s]["held_out_psnr"] for s in seeds])} | {change} | '
+                     f'{spread([rows[s]["train_psnr"] - rows[s]["held_out_psnr"] for s in seeds])} | {board} |')
+    first = base[min(base)]
+    return '\n'.join(lines) + (
+        f'\n\n: The assignment\'s model and one change of it a row, {first["iterations"]:,} iterations (60 epochs), '
+        f'on the test seeds {seed_list(base)}: PSNR in dB, mean ± std; change held out: against the assignment\'s '
+        f'model on the same seed; gap: training minus held-out PSNR; checkerboard: the outputs\' power at the '
+        f'highest spatial frequency against the clean images\', in dB, on the seeds named where not all.')
+
+
+def baselines_section(results_path=RESULTS):
+    """The classical filters on the test seeds: plain, with the 1-D and with the 2-D correction."""
     results = read_results(results_path)
     development = results.get('development_seeds', [])
-    final = [row for row in results['networks'] if row['name'] == DENOISER and row['noise_level'] == 1.0
-             and row['seed'] not in development]
-    cells = []
-    for row in sorted(final, key=lambda row: row['seed']):
-        best = best_classical([c for c in results['classical'] if c['noise_level'] == 1.0 and c['seed'] == row['seed']])
-        values = (row['held_out_psnr'], row['last_save_psnr'], row['self_ensemble_psnr'], best['held_out_psnr'],
-                  row['held_out_psnr'] - best['held_out_psnr'], row['self_ensemble_psnr'] - best['held_out_psnr'])
-        cells.append((row, best, values))
-    names = {best['name'] for _, best, _ in cells}
-    header = next(iter(names)).replace(' + correction', ' + corr.') if len(names) == 1 else 'best corrected filter'
-    lines = [f'| seed | final model | its last save | 8 symmetries | {header} | margin | with symmetries | minutes |',
-             '|-----|-------------|-------------|-------------|-------------|---------------|---------------|-------|']
-    for row, best, values in cells:
-        filter_ = f'{values[3]:.2f}' if len(names) == 1 else f'{best["name"]} {values[3]:.2f}'
-        lines.append(f'| {row["seed"]} | {values[0]:.2f} | {values[1]:.2f} | {values[2]:.2f} | {filter_} | '
-                     f'{values[4]:+.2f} | {values[5]:+.2f} | {row["wall_seconds"] / 60:.1f} |')
-    if len(cells) > 1:
-        columns = zip(*(values for _, _, values in cells))
-        means = [spread(list(column), sign=index >= 4) for index, column in enumerate(columns)]
-        lines.append(f'| mean | {means[0]} | {means[1]} | {means[2]} | {means[3]} | {means[4]} | {means[5]} | |')
-    where = timing_machines(final, always_name_seeds=True)
-    parameters = ', '.join(sorted({f'{best["parameter"]:g}' for _, best, _ in cells}))
-    seeds = seed_list(row['seed'] for row in final)
-    return '\n'.join(lines) + (f'\n\n: The final denoiser on the test seeds ({seeds}), in dB on each seed\'s '
-                               f'{final[0]["held_out_images"]} held-out images, against the corrected filter that '
-                               f'scored best on its training images ({", ".join(sorted(names))}, '
-                               f'parameter {parameters}). '
-                               f'Minutes of training on: {where}.')
+    rows = {}
+    for row in results['classical']:
+        if row['noise_level'] == 1.0 and row['seed'] not in development:
+            rows.setdefault(row['name'], []).append(row)
+    names = [name for name in rows if ' + ' not in name]
+    lines = ['| filter | plain | + 1-D correction | + 2-D correction |',
+             '|------------|--------------------|--------------------|--------------------|']
+    labels = {'gaussian blur': 'Gaussian blur'}
+    for name in names:
+        cells = []
+        for suffix in ('', ' + correction', ' + 2-D correction'):
+            found = rows.get(name + suffix, [])
+            parameters = ', '.join(sorted({f'{r["parameter"]:g}' for r in found if r.get('parameter') is not None}))
+            cells.append(spread([r['held_out_psnr'] for r in found]) + (f' ({parameters})' if parameters else '')
+                         if found else '-')
+        lines.append(f'| {labels.get(name, name)} | ' + ' | '.join(cells) + ' |')
+    seeds = seed_list({row['seed'] for found in rows.values() for row in found})
+    return '\n'.join(lines) + (f'\n\n: Classical filters on the held-out images of the test seeds {seeds}, PSNR in dB, '
+                               'mean ± std (the parameter chosen on each seed\'s training images in brackets).')
+
+
+# U-Net over residual U-Net training speed at batch 32, fp32, channels_last (images per second, median of 5
+# rounds): python -m benchmarks.bench_train --models unet residual-unet --rounds 5, on the 2-core AVX-512 EPYC
+UNET_SPEED_RATIO = 67.4 / 151.7
+
+
+def equal_time_unet(results, ratio, runs=os.path.join(ROOT, 'experiments', 'results', 'runs'), saves=3):
+    """The U-Net's held-out PSNR after the iterations it makes in the residual U-Net's 330-iteration time, from
+    its own run's saves (constant rates, so a shorter run is the same run stopped early), per test seed."""
+    scores = {}
+    for seed, row in test_rows(results)['unet'].items():
+        stop = round(row['iterations'] * ratio)
+        rows = sorted(read_validation(os.path.join(runs, 'unet', f'seed-{seed}', 'validation.csv')),
+                      key=lambda r: r.iteration)
+        kept = [r for r in rows if r.iteration <= stop and
+                not training.follows_short_batch(r.iteration, row['train_images'], 32)][-saves:]
+        scores[seed] = (float(np.mean([r.psnr for r in kept])), kept[-1].iteration)
+    return scores
+
+
+def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
+    """The stronger denoisers against the best corrected filter of each test seed (chosen on its training images),
+    the U-Net at equal iterations and at equal wall time with the residual U-Net."""
+    results = read_results(results_path)
+    runs = test_rows(results)
+    best = {}
+    for seed in {row['seed'] for row in results['classical']}:
+        found = best_classical([c for c in results['classical'] if c['noise_level'] == 1.0 and c['seed'] == seed])
+        if found:
+            best[seed] = found
+    lines = ['| model | iterations | held-out PSNR | against the best corrected filter |',
+             '|--------------------------------------|----------|---------------|---------------|']
+
+    def add(label, iterations, scores):
+        margin = spread([value - best[seed]['held_out_psnr'] for seed, value in scores.items()], sign=True)
+        lines.append(f'| {label} | {iterations} | {spread(list(scores.values()))} | {margin} |')
+    unet, residual = runs['unet'], runs['residual-unet']
+    add('U-Net', '330', {s: r['held_out_psnr'] for s, r in unet.items()})
+    add('residual U-Net', '330', {s: r['held_out_psnr'] for s, r in residual.items()})
+    if speed_ratio:
+        equal = equal_time_unet(results, speed_ratio)
+        stop = round(next(iter(unet.values()))['iterations'] * speed_ratio)
+        add(f'U-Net in the residual U-Net\'s time (saves to {max(i for _, i in equal.values())})', f'{stop}',
+            {s: value for s, (value, _) in equal.items()})
+    final = runs[DENOISER]
+    add('final denoiser (Table 9, row 9)', f'{final[min(final)]["iterations"]:,}',
+        {s: r['held_out_psnr'] for s, r in final.items()})
+    add('the same, 8 symmetries averaged', f'{final[min(final)]["iterations"]:,}',
+        {s: r['self_ensemble_psnr'] for s, r in final.items()})
+    names = sorted({row['name'] for row in best.values() if row['seed'] in final})
+    return '\n'.join(lines) + (
+        f'\n\n: Denoisers on the test seeds\' held-out images (PSNR in dB, mean ± std over the seeds each has: '
+        f'{"; ".join(f"{label} {seed_list(rows)}" for label, rows in (("U-Net", unet), ("residual U-Net", residual)))}'
+        f'; the rest {seed_list(final)}). Best corrected filter: the one that scored best on each seed\'s training '
+        f'images ({", ".join(names)}).' + (f' Equal time: the U-Net trains {1 / speed_ratio:.2f} times slower '
+                                           '(`benchmarks/README.md`); its run stopped there is scored by its last '
+                                           'three saves before.' if speed_ratio else ''))
 
 
 # ----------------------------------------------------------------------------- generalisation, latents
@@ -513,6 +596,44 @@ def collect_held_out(run_dir, loss_file, log_file):
     save_grid(os.path.join(HELD_OUT, 'outputs.png'), torch.cat(rows), images_per_row=8)
 
 
+NOTEBOOK = os.path.join(ROOT, 'asgn6.ipynb')
+ANSWER = re.compile(r'<!-- ANSWER (\S+) -->\n(.*?)\n<!-- END ANSWER \1 -->', re.S)
+ANSWER_SOURCES = {  # which runs each written answer reads, for the notebook, whose own run is shorter
+    'c': "report/run/, the report's 500-epoch run", 'd': "report/run/, the report's 500-epoch run",
+    'e': "report/run/ and weights/spec.pt, the report's 500-epoch run",
+    'f': 'experiments/results/, the runs of experiments/run_experiments.py',
+    'f-findings': 'experiments/results/, the runs of experiments/run_experiments.py',
+    'f-coda': 'experiments/results/, the runs of experiments/run_experiments.py',
+}
+
+
+def notebook_answer(name, text):
+    """A notebook cell's text for one of report.md's written answers: the answer, and whose numbers it quotes."""
+    return (f'<!-- ANSWER {name}: written in report/report.md; python -m report.make_figures copies it here -->\n'
+            f'*The report\'s answer. Its numbers are from {ANSWER_SOURCES[name]}, not from this notebook\'s run; '
+            f'figure and table numbers are report.pdf\'s.*\n\n{text}')
+
+
+def sync_notebook(report_text, path=NOTEBOOK):
+    """Copy report.md's written answers into the notebook's answer cells, so the two editions have one text;
+    returns the answers a cell was missing for (raises for a cell whose answer report.md lacks)."""
+    answers = dict(ANSWER.findall(report_text))
+    with open(path) as f:
+        notebook = json.load(f)
+    placed = set()
+    for cell in notebook['cells']:
+        first = ''.join(cell['source']).split('\n', 1)[0]
+        match = re.match(r'<!-- ANSWER (\S+?):', first)
+        if cell['cell_type'] == 'markdown' and match:
+            name = match.group(1)
+            if name not in answers:
+                raise ValueError(f'{path}: a cell holds answer {name!r}, which report.md does not have')
+            cell['source'] = notebook_answer(name, answers[name]).splitlines(keepends=True)
+            placed.add(name)
+    write_text_atomic(path, json.dumps(notebook, indent=1, ensure_ascii=False) + '\n')
+    return sorted(set(answers) - placed)
+
+
 def replace_section(text, name, content):
     pattern = re.compile(rf'(<!-- BEGIN {name} -->\n)(.*?\n)?(<!-- END {name} -->)', re.S)
     if not pattern.search(text):
@@ -552,13 +673,14 @@ def main(argv=None):
         text = f.read()
     for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
                        ('samples', samples_section), ('held-out', held_out_section), ('latents', latent_section),
-                       ('experiments', experiments_section), ('denoiser', denoiser_section),
-                       ('margins', margins_section),
-                       ('experiments-noise', lambda: experiments_section('results-noise-0.5.md'))):
+                       ('variants', variants_section), ('baselines', baselines_section), ('coda', coda_section),
+                       ('denoiser', denoiser_section)):
         if f'<!-- BEGIN {name} -->' in text:  # a section the report does not show is not computed
             text = replace_section(text, name, make())
     write_text_atomic(path, text)
     print(f'rewrote the generated sections of {path}; figures in {FIGURES}')
+    missing = sync_notebook(text)
+    print(f'copied its written answers into {NOTEBOOK}' + (f' (no cell for {", ".join(missing)})' if missing else ''))
     if args.pdf:
         build_pdf()
 

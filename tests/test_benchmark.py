@@ -19,6 +19,18 @@ def test_the_training_benchmark_times_every_mode(image_folder, capsys):
 
 
 @pytest.mark.slow
+def test_the_training_benchmark_times_networks_against_the_first_named(image_folder, capsys):
+    argv = ['--data-dir', image_folder, '--device', 'cpu', '--rounds', 1, '--iterations', 1, '--batch-size', 2,
+            '--models', 'unet', 'residual-unet']
+    status, out, err = call_main(bench_train.main, argv, capsys)
+    assert status == 0, err
+    rows = [line for line in out.splitlines() if line.startswith('| ')]
+    assert rows[0].startswith('| mode | images/s (median) | min-max | vs unet |')
+    assert [row.split(' | ')[0] for row in rows[1:]] == ['| unet', '| residual-unet']  # and no pipeline modes
+    assert rows[1].split(' | ')[3] == '1.00x'
+
+
+@pytest.mark.slow
 def test_the_data_benchmark_makes_its_folder_once_and_measures_it(tmp_path, capsys):
     bench = bench_data
     status, out, err = call_main(bench.main, ['--counts', 8, '--iterations', 1, '--cache', tmp_path], capsys)

@@ -22,7 +22,7 @@ from dae.training import MeasuredSet, Streams, held_out_split, rate_factor, spli
 from conftest import call_main, train_args, write_images
 
 from experiments import classical, run_experiments
-from experiments.classical import Filter, IntensityMap, choose
+from experiments.classical import Filter, IntensityMap, JointIntensityMap, choose
 
 
 def test_held_out_split_is_seeded_disjoint_and_complete():
@@ -161,8 +161,8 @@ def test_networks_and_filters_are_scored_on_each_seeds_own_held_out_images(smoke
         assert network['self_ensemble_psnr'] != network['last_save_psnr']
         classical = [row for row in results['classical'] if row['seed'] == network['seed']]
         assert [row['name'] for row in classical] == ['noisy input', 'noisy input + correction', 'median',
-                                                      'median + correction']
-        assert [row['corrected'] for row in classical] == [False, True, False, True]
+                                                      'median + correction', 'median + 2-D correction']
+        assert [row['corrected'] for row in classical] == [False, True, False, True, True]
         assert all(row['held_out_set'] == network['held_out_set'] for row in classical)
         assert classical[0]['held_out_psnr'] == pytest.approx(network['noisy_psnr'], abs=1e-4)  # the same draw
         assert classical[1]['held_out_psnr'] > classical[0]['held_out_psnr']  # the clamped noise's bias, undone
@@ -179,8 +179,8 @@ def test_the_table_reports_the_test_seeds_only_and_names_the_machine(smoke):
     table = (results / 'results.md').read_text()
     assert 'over 2 seeds (4681, 4682)' in table.splitlines()[0]
     rows = [line for line in table.splitlines() if line.startswith('| ')]
-    assert len(rows) == 6  # header, spec, the noisy input and the median, each plain and corrected
-    assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2, 2, 2]  # train, held-out PSNR and L1 over the 2 seeds
+    assert len(rows) == 7  # header, spec, the noisy input plain and corrected, the median plain and both corrected
+    assert [row.count(' ± ') for row in rows] == [0, 3, 2, 2, 2, 2, 2]  # train, held-out PSNR and L1 over 2 seeds
     assert f'Wall times (the mean of the seeds) measured on: {machine_name()}.' in table.splitlines()[0]
     assert Image.open(results / 'denoised.png').size[1] == 4 * 66 + 2  # clean, noisy, spec, filter
 
@@ -293,6 +293,32 @@ def test_the_intensity_correction_undoes_the_clamped_noise_bias_on_white():
     identity = IntensityMap.fit(ramp, ramp)
     inside = ramp.abs() < 0.99  # beyond the outermost levels' means the map holds their value
     assert torch.allclose(identity(ramp)[inside], ramp[inside], atol=1e-6)  # an unbiased input is left as it is
+
+
+def test_the_joint_correction_reads_what_a_clamped_noisy_value_says_of_its_clean_value():
+    from dae.images import add_noise
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.where(torch.rand(8, 3, 16, 16, generator=generator) < 0.5, 1.0, 0.6)
+    noisy = add_noise(clean, 1.0, generator)
+    filtered = torch.full_like(clean, 0.5)  # a filter that lost everything: only the noisy value is left
+    assert torch.allclose(IntensityMap.fit(filtered, clean)(filtered), torch.full_like(clean, 0.8), atol=1e-2)
+    joint = JointIntensityMap.fit(filtered, noisy, clean, bins=(4, 8))
+    corrected = joint(filtered, noisy)
+    # noise of half-width 1 takes 1.0 no lower than 0.0, but 0.6 down to -0.4
+    assert torch.allclose(corrected[noisy < 0], torch.tensor(0.6))  # only 0.6 lies behind a negative noisy value
+    assert psnr(corrected, clean) > psnr(IntensityMap.fit(filtered, clean)(filtered), clean) + 0.3
+    empty = JointIntensityMap.fit(filtered, noisy, clean, bins=(4, 8)).residual[0]  # filtered value never near -1
+    assert np.all(empty == 0)  # an empty bin adds nothing to the 1-D correction
+
+
+def test_the_checkerboard_measure_finds_a_period_2_pattern_and_not_a_smooth_image():
+    blur = lambda images: torch.nn.functional.avg_pool2d(images, 3, stride=1, padding=1)  # noqa: E731
+    smooth = blur(torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    sign = torch.tensor([1.0, -1.0]).repeat(16)
+    checkered = smooth + 0.1 * sign[:, None] * sign[None, :]  # a stride-2 transposed convolution's pattern
+    assert run_experiments.checkerboard_db(smooth, smooth) == pytest.approx(0.0)
+    assert run_experiments.checkerboard_db(checkered, smooth) > 10
+    assert run_experiments.checkerboard_db(blur(smooth), smooth) < -5  # blurring takes the finest detail away
 
 
 def test_numpy_filters_match_scipy():

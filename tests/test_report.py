@@ -93,23 +93,70 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
         '+3.50 ± 0.71 vs 1 | 1.0 |'
     assert 'U-Net + cosine' not in rows  # no runs: no row
     assert rows['R + cos. + MSE + sym., 160 epochs'].endswith('| - | 10.0 |')  # its reference never ran
-    # the margins: test seeds only, over the corrected filter that scored best on the training probe (BM3D on
-    # seed 2, though the median scored better on the test images), never the plain filters or the noisy input
-    table = make_figures.margins_section(str(path)).splitlines()
-    assert table[0].startswith('| seed | final model | its last save | 8 symmetries | BM3D + corr. |')
-    assert table[2] == '| 2 | 31.00 | 31.10 | 31.50 | 20.00 | +11.00 | +11.50 | 10.0 |'
-    assert table[3] == '| 3 | 32.00 | 32.20 | 32.40 | 19.00 | +13.00 | +13.40 | 10.0 |'
-    assert table[4].startswith('| mean | 31.50 ± 0.71 |') and '| +12.00 ± 1.41 |' in table[4]
-    assert 'test seeds (2, 3)' in table[-1] and 'BM3D + correction, parameter 0.25' in table[-1]
-    assert "each seed's 75 held-out images" in table[-1]  # the rows' own count
+    # the coda: test seeds only, each against the corrected filter that scored best on its training probe (BM3D
+    # on seed 2, though the median scored better on the test images), never a plain filter or the noisy input
+    lines = make_figures.coda_section(str(path), speed_ratio=None).splitlines()
+    coda = {line.split('|')[1].strip(): line for line in lines if line.startswith('| ')}
+    assert coda['U-Net'] == '| U-Net | 330 | 21.50 ± 0.71 | +2.00 ± 1.41 |'  # 21 - 20 on seed 2, 22 - 19 on seed 3
+    assert coda['residual U-Net'] == '| residual U-Net | 330 | 25.00 | +5.00 |'  # seed 2 only
+    assert coda['the same, 8 symmetries averaged'].endswith('| 31.95 ± 0.64 | +12.45 ± 1.34 |')
 
 
-def test_the_main_experiments_table_leaves_the_denoisers_intermediate_steps_to_their_own_table(tmp_path, monkeypatch):
+def test_the_unet_at_equal_wall_time_is_its_own_run_stopped_where_the_time_runs_out(tmp_path):
+    from dae.run import Validation, save_validation
+    folder = tmp_path / 'unet' / 'seed-2'
+    folder.mkdir(parents=True)
+    # 674 training images at batch 32: 22 iterations an epoch, so the save at 66 follows a short batch
+    save_validation(str(folder / 'validation.csv'),
+                    [Validation(i, 0.1, 10.0 + i / 30, 9.0, 0.1, 11.0, 9.0) for i in range(30, 331, 30)] +
+                    [Validation(66, 0.1, 99.0, 9.0, 0.1, 11.0, 9.0)])
+    results = {'development_seeds': [1], 'networks': [{'name': 'unet', 'seed': 2, 'noise_level': 1.0,
+                                                       'iterations': 330, 'train_images': 674}]}
+    scores = make_figures.equal_time_unet(results, 0.5, runs=str(tmp_path))  # 165 iterations: saves 90, 120, 150
+    assert scores == {2: (pytest.approx(14.0), 150)}
+
+
+def test_the_variants_table_compares_each_with_the_assignments_model_on_the_same_seeds(tmp_path, monkeypatch):
     monkeypatch.setattr(make_figures, 'FIGURES', str(tmp_path))
-    names = [line.split('|')[1].strip().split(' (')[0] for line in make_figures.experiments_section().splitlines()
-             if line.startswith('| ') and not line.startswith('| method')]
-    assert {'spec', 'unet', 'BM3D', 'BM3D + corr.', 'final denoiser'} <= set(names)
-    assert not {'unet+cosine', 'residual-unet', 'residual-unet+cosine-150ep'} & set(names)
+
+    def run(name, seed, held_out, train, **extra):
+        return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': held_out, 'train_psnr': train,
+                'iterations': 1320, 'parameters': 1000, **extra}
+    names = [name for name, _ in make_figures.Q3F_VARIANTS]
+    networks = [run(name, seed, 14.0 + seed + index, 17.0 + seed) for index, name in enumerate(names)
+                for seed in (1, 2, 3)]
+    networks[1]['checkerboard_db'] = 3.0  # the assignment's model measured on seed 2 alone
+    for row in networks[12:15]:  # the fifth variant on every seed
+        row['checkerboard_db'] = -2.0 + row['seed']
+    path = tmp_path / 'results.json'
+    path.write_text(json.dumps({'development_seeds': [1], 'networks': networks, 'classical': []}))
+    rows = [line for line in make_figures.variants_section(str(path)).splitlines() if line.startswith('| ')][1:]
+    assert rows[0] == "| the assignment's model | 1,000 | 19.50 ± 0.71 | 16.50 ± 0.71 | - | 3.00 ± 0.00 | +3.0 (2) |"
+    assert rows[1].split(' | ')[4] == '+1.00 ± 0.00'  # paired on the test seeds 2 and 3
+    assert rows[4].endswith('| +0.5 ± 0.7 |')  # measured on both test seeds: no seeds named
+
+
+def test_the_notebooks_answer_cells_get_the_reports_text_and_say_whose_numbers_they_quote(tmp_path):
+    notebook = {'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': ['<!-- ANSWER c: old -->\n', 'stale']},
+                          {'cell_type': 'code', 'metadata': {}, 'source': ['<!-- ANSWER c: not a cell to touch']}]}
+    path = tmp_path / 'n.ipynb'
+    path.write_text(json.dumps(notebook))
+    report = 'intro\n<!-- ANSWER c -->\n**Not fully.** The loss falls.\n<!-- END ANSWER c -->\n' \
+             '<!-- ANSWER d -->\nBlobs.\n<!-- END ANSWER d -->\n'
+    assert make_figures.sync_notebook(report, str(path)) == ['d']  # no cell for d
+    cells = json.loads(path.read_text())['cells']
+    text = ''.join(cells[0]['source'])
+    assert text.endswith('**Not fully.** The loss falls.') and "report's 500-epoch run" in text and 'stale' not in text
+    assert cells[1]['source'] == ['<!-- ANSWER c: not a cell to touch']
+    with pytest.raises(ValueError, match="answer 'c'"):
+        make_figures.sync_notebook('no answers', str(path))
+
+
+def test_the_committed_notebook_holds_the_reports_written_answers(tmp_path):
+    copy = tmp_path / 'asgn6.ipynb'
+    shutil.copy(os.path.join(ROOT, 'asgn6.ipynb'), copy)
+    assert make_figures.sync_notebook(open(REPORT).read(), str(copy)) == []  # every answer has its cell
+    assert copy.read_text() == open(os.path.join(ROOT, 'asgn6.ipynb')).read()  # and holds it already
 
 
 @pytest.mark.slow
@@ -178,6 +225,17 @@ def test_the_pdf_check_names_a_lost_paragraph_a_lost_caption_and_an_overflowing_
         "caption not in the PDF: 'A figure of blobs'"
     assert problems(markdown, whole, 'Overfull \\vbox (30pt too high) has occurred while \\output is active') == \
         ['LaTeX: Overfull \\vbox (30pt too high) has occurred while \\output is active']
+
+
+def test_the_pdf_check_holds_the_body_to_six_pages_and_the_whole_to_seven():
+    from report.check_pdf import too_long
+    page = 'Some text.\n1\n'
+    body = [page] * 6
+    assert too_long('\f'.join(body + ['Appendix\nTables.\n7\n']) + '\f') == []
+    assert too_long('\f'.join(body + ['The end of Q3.\nAppendix\nTables.\n7\n'])) == \
+        ['the body ends on page 7: at most 6']
+    assert too_long('\f'.join(body + ['Appendix\n7\n', page])) == ['8 pages: at most 7']
+    assert too_long('\f'.join([page] * 7)) == ['the body ends on page 7: at most 6']  # no appendix: all body
 
 
 @pytest.mark.skipif(not (shutil.which('pandoc') and shutil.which('pdflatex') and shutil.which('pdftotext')),
