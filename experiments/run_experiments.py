@@ -489,8 +489,9 @@ def choose_joint_bins(out, data_dir, filters):
                   for kind, images in (('probe', probe), ('held_out', held_out))]
         lines.append(f'| {bins[0]} x {bins[1]} | {scores[0]:.2f} | {scores[1]:.2f} |')
         held_out_scores[bins] = scores[1]
-    best = max(held_out_scores, key=held_out_scores.get)
-    lines += ['', f'Best held out: {best[0]} x {best[1]} (classical.JOINT_BINS is {JOINT_BINS[0]} x {JOINT_BINS[1]}).']
+    chosen = max(held_out_scores, key=held_out_scores.get)
+    lines += ['', f'Best held out: {chosen[0]} x {chosen[1]} '
+                  f'(classical.JOINT_BINS is {JOINT_BINS[0]} x {JOINT_BINS[1]}).']
     table = '\n'.join(lines) + '\n'
     write_text_atomic(os.path.join(out, 'joint-bins.md'), table)
     return table

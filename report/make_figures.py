@@ -24,6 +24,7 @@ from PIL import Image
 import torch
 
 from experiments.classical import best_classical
+from experiments.run_experiments import Q3F_VARIANTS
 from experiments.summary import seed_list, spread
 
 from dae import cli, training
@@ -32,7 +33,7 @@ from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range
 from dae.latents import data_latents, fitted_gaussian, user_draws
 from dae.loss_stats import centred_average, convergence_stats
 from dae.machine import machine_name
-from dae.run import load_checkpoint, load_model, model_of, read_losses, read_validation, save_weights
+from dae.run import RunConfig, load_checkpoint, load_model, model_of, read_losses, read_validation, save_weights
 from dae.training import split_of_run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -215,10 +216,7 @@ def denoiser_section(results_path=RESULTS):
     """The steps towards the stronger denoiser (held-out PSNR at noise 1): each step's gain over the row it
     changes, on the seeds both rows have, and the development seed's wall time."""
     results = read_results(results_path)
-    runs = {}
-    for row in results['networks']:
-        if row['noise_level'] == 1.0:
-            runs.setdefault(row['name'], {})[row['seed']] = row
+    runs = runs_by_name(results, tested_only=False)
     development = results.get('development_seeds', [])
     lines = ['| | variant | iterations | seeds | train PSNR | held-out PSNR | gain | minutes |',
              '|---|-------------------------|--------|---------|--------------|--------------|'
@@ -249,17 +247,17 @@ def machine_class(machine):
     return 'AVX-512' if 'AVX-512' in machine else 'AVX2' if 'AVX2' in machine else 'unknown'
 
 
-# (variant, its name in the report): the assignment's model and one change of it each, at 60 epochs
-Q3F_VARIANTS = (('spec-60ep', "the assignment's model"), ('latent-32-60ep', 'latent size 32'),
-                ('latent-512-60ep', 'latent size 512'), ('conv-encoder-60ep', 'convolutional encoder'),
-                ('resize-decoder-60ep', 'resize-convolve decoder'), ('mse-loss-60ep', 'MSE loss'))
+# the report's names of run_experiments.Q3F_VARIANTS: the assignment's model and one change of it each, 60 epochs
+VARIANT_LABELS = {'spec-60ep': "the assignment's model", 'latent-32-60ep': 'latent size 32',
+                  'latent-512-60ep': 'latent size 512', 'conv-encoder-60ep': 'convolutional encoder',
+                  'resize-decoder-60ep': 'resize-convolve decoder', 'mse-loss-60ep': 'MSE loss'}
 
 
-def test_rows(results, level=1.0):
-    """{name: {seed: row}} of the network runs on the test seeds at one noise level."""
+def runs_by_name(results, tested_only=True, level=1.0):
+    """{name: {seed: row}} of the network runs at one noise level, on the test seeds only unless told."""
     runs = {}
     for row in results['networks']:
-        if row['noise_level'] == level and row['seed'] not in results.get('development_seeds', []):
+        if row['noise_level'] == level and not (tested_only and row['seed'] in results.get('development_seeds', [])):
             runs.setdefault(row['name'], {})[row['seed']] = row
     return runs
 
@@ -271,21 +269,21 @@ def variants_section(results_path=RESULTS):
     figure = os.path.join(ROOT, 'experiments', 'results', 'variants.png')
     if os.path.exists(figure):
         copy_atomic(figure, os.path.join(FIGURES, 'variants.png'))
-    runs = test_rows(read_results(results_path))
-    base = runs[Q3F_VARIANTS[0][0]]
+    runs = runs_by_name(read_results(results_path))
+    base = runs[Q3F_VARIANTS[0]]
     lines = ['| variant | parameters | training PSNR | held-out PSNR | change held out | gap | checkerboard |',
              '|------------------------|------------|---------------|---------------|---------------|-------------|'
              '---------------|']
-    for name, label in Q3F_VARIANTS:
+    for name in Q3F_VARIANTS:
         rows = runs[name]
         seeds = sorted(rows)
-        change = ('-' if name == Q3F_VARIANTS[0][0] else
+        change = ('-' if name == Q3F_VARIANTS[0] else
                   spread([rows[s]['held_out_psnr'] - base[s]['held_out_psnr'] for s in seeds], sign=True))
         boards = {s: rows[s]['checkerboard_db'] for s in seeds if 'checkerboard_db' in rows[s]}
         board = spread(list(boards.values()), digits=1, sign=True) if boards else '-'
         if boards and len(boards) < len(seeds):
             board += f' ({seed_list(boards)})'
-        lines.append(f'| {label} | {rows[seeds[0]]["parameters"]:,} | '
+        lines.append(f'| {VARIANT_LABELS[name]} | {rows[seeds[0]]["parameters"]:,} | '
                      f'{spread([rows[s]["train_psnr"] for s in seeds])} | '
                      f'{spread([rows[s]["held_out_psnr"] for s in seeds])} | {change} | '
                      f'{spread([rows[s]["train_psnr"] - rows[s]["held_out_psnr"] for s in seeds])} | {board} |')
@@ -331,12 +329,12 @@ def equal_time_unet(results, ratio, runs=os.path.join(ROOT, 'experiments', 'resu
     """The U-Net's held-out PSNR after the iterations it makes in the residual U-Net's 330-iteration time, from
     its own run's saves (constant rates, so a shorter run is the same run stopped early), per test seed."""
     scores = {}
-    for seed, row in test_rows(results)['unet'].items():
+    for seed, row in runs_by_name(results)['unet'].items():
         stop = round(row['iterations'] * ratio)
         rows = sorted(read_validation(os.path.join(runs, 'unet', f'seed-{seed}', 'validation.csv')),
                       key=lambda r: r.iteration)
         kept = [r for r in rows if r.iteration <= stop and
-                not training.follows_short_batch(r.iteration, row['train_images'], 32)][-saves:]
+                not training.follows_short_batch(r.iteration, row['train_images'], RunConfig().batch_size)][-saves:]
         scores[seed] = (float(np.mean([r.psnr for r in kept])), kept[-1].iteration)
     return scores
 
@@ -345,7 +343,7 @@ def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
     """The stronger denoisers against the best corrected filter of each test seed (chosen on its training images),
     the U-Net at equal iterations and at equal wall time with the residual U-Net."""
     results = read_results(results_path)
-    runs = test_rows(results)
+    runs = runs_by_name(results)
     best = {}
     for seed in {row['seed'] for row in results['classical']}:
         found = best_classical([c for c in results['classical'] if c['noise_level'] == 1.0 and c['seed'] == seed])

@@ -122,7 +122,7 @@ def test_the_variants_table_compares_each_with_the_assignments_model_on_the_same
     def run(name, seed, held_out, train, **extra):
         return {'name': name, 'seed': seed, 'noise_level': 1.0, 'held_out_psnr': held_out, 'train_psnr': train,
                 'iterations': 1320, 'parameters': 1000, **extra}
-    names = [name for name, _ in make_figures.Q3F_VARIANTS]
+    names = list(make_figures.Q3F_VARIANTS)
     networks = [run(name, seed, 14.0 + seed + index, 17.0 + seed) for index, name in enumerate(names)
                 for seed in (1, 2, 3)]
     networks[1]['checkerboard_db'] = 3.0  # the assignment's model measured on seed 2 alone
