@@ -11,49 +11,36 @@ continues from.  Ctrl-C stops cleanly after the current iteration.
     python asgn6.py                      # 500 epochs on data/pokemon (the README says how long)
     python asgn6.py --resume             # carry on an interrupted run
 """
-import signal
-import sys
-
-if __name__ == '__main__':  # Ctrl-C while torch loads: status 130, no traceback (report_errors restores Ctrl-C)
-    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
-
 import argparse
-import contextlib
 import dataclasses
+import math
 import os
+import sys
 from dataclasses import dataclass
 
-import torch
+from dae import cli
+from dae.config import FIELDS, RunConfig, as_flag, resumed_config, total_iterations
 
-from dae import cli, training, variants
-from dae.run import (CHECKPOINT_NAME, VALIDATION_NAME, RunConfig, TrainingState, Validation, as_flag,
-                     load_checkpoint, resumed_config, save_checkpoint, save_losses, save_validation,
-                     total_iterations)
-from dae.images import add_noise, load_dataset, save_grid, to_unit_range
-from dae.files import check_can_create, make_folder
-from dae.run_folder import FolderLock, refuse_to_replace, run_outputs
-from dae.training import MEMORY_FORMATS, Streams
+CHECKPOINT_NAME, VALIDATION_NAME = 'checkpoint.pt', 'validation.csv'  # as dae.checkpoint and dae.logs name them
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """Where and how this call trains: folders, device, intervals, resuming.  Never stored, and none of it
-    changes a number: a checkpoint holds the RunConfig alone, so that it names no folder of the machine
-    that wrote it."""
+    """Where and how this call trains: folders, device, intervals, resuming.  None of it changes a number, and
+    none of it is stored: a checkpoint holds the RunConfig alone, and names no folder of the machine."""
     data_dir: str = 'data'
     output_dir: str = 'samples'
     loss_file: str = 'loss.txt'
     log_interval: int = 10
     save_interval: int = 100
     device: str = 'auto'
-    compile: bool = False
     comparable_grids: bool = False
     resume: str = None
     overwrite: bool = False
 
 
 def build_parser():
-    """The flags, each with no argparse default (SUPPRESS), so that the namespace holds the flags typed: the
+    """The flags, with no argparse defaults (SUPPRESS): the namespace holds only the flags typed, and the
     defaults are RunConfig's and Invocation's, which the help quotes."""
     run, call = RunConfig, Invocation
     p = cli.ArgumentParser('asgn6.py', __doc__, argument_default=argparse.SUPPRESS)
@@ -76,9 +63,10 @@ def build_parser():
     p.add_argument('--seed', type=int, help=f'seeds weights, data order and noise (default: {run.seed})')
     p.add_argument('--noise-level', type=cli.positive_float, help='noise is uniform in [-L, L], then clamped to '
                    f"[-1, 1]; 1 is the assignment's (default: {run.noise_level})")
-    p.add_argument('--model', choices=variants.MODEL_NAMES, help="spec: the assignment's; conv-encoder: a "
-                   'convolutional encoder; resize-decoder: a decoder that doubles by resizing, then convolves; '
-                   f'unet: no bottleneck; residual-unet: the stronger denoiser (default: {run.model})')
+    p.add_argument('--model', choices=['spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet'],
+                   help="spec: the assignment's; conv-encoder: a convolutional encoder; resize-decoder: a decoder "
+                   'that doubles by resizing, then convolves; unet: no bottleneck; residual-unet: the stronger '
+                   f'denoiser (default: {run.model})')
     p.add_argument('--loss', choices=['l1', 'mse'], help=f"l1 is the assignment's (default: {run.loss})")
     p.add_argument('--lr-schedule', choices=['constant', 'cosine'], help="the starter's rates throughout, or "
                    f'falling along half a cosine to nearly 0 at the last iteration (default: {run.lr_schedule})')
@@ -89,16 +77,13 @@ def build_parser():
     cli.add_device_flag(p)  # its default, auto, is Invocation's too
     p.add_argument('--precision', choices=['fp32', 'bf16'], help='bf16 autocast is faster only with bf16 '
                    f'arithmetic in hardware (benchmarks/README.md) (default: {run.precision})')
-    p.add_argument('--memory-format', choices=list(MEMORY_FORMATS), help='layout of model and batches; a run '
-                   f'repeats exactly only in the same format (default: {run.memory_format})')
-    p.add_argument('--compile', action='store_true', help='torch.compile the model (default: off)')
     p.add_argument('--comparable-grids', action='store_true', help='grids that compare across saves: the fixed '
                    'range [-1, 1], and novel images decoded in eval mode from one batch of latents for the whole '
                    "run (default: the starter's grids, each rescaled to its own range, and a fresh novel batch "
                    'decoded in training mode at every save)')
     p.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT', help='continue the run of '
-                   f'CHECKPOINT (default when given alone: OUTPUT_DIR/{CHECKPOINT_NAME}); flags not given are its '
-                   "run's (default: off)")
+                   f'CHECKPOINT, or of the run folder it names (default when given alone: OUTPUT_DIR/{CHECKPOINT_NAME})'
+                   "; flags not given are its run's (default: off)")
     p.add_argument('--overwrite', action='store_true', help="start afresh over another run's files (default: off)")
     return p
 
@@ -109,43 +94,43 @@ def parse_args(argv):
     given = vars(parser.parse_args(argv))
     if given.get('image_size', RunConfig.image_size) != 64:
         parser.error("argument --image-size: the assignment's decoder outputs 64x64 images, so it must be 64")
-    config = RunConfig(**{key: value for key, value in given.items() if key in RunConfig.__dataclass_fields__})
-    where = Invocation(**{key: value for key, value in given.items() if key in Invocation.__dataclass_fields__})
-    return config, where, given
+    invocation_fields = [field.name for field in dataclasses.fields(Invocation)]
+    return (RunConfig(**{key: value for key, value in given.items() if key in FIELDS}),
+            Invocation(**{key: value for key, value in given.items() if key in invocation_fields}), given)
 
 
-def resumed(where, given):
-    """(config, where, checkpoint) of a resumed run: what was not given comes from the checkpoint, and the
-    output folder and loss file are found from the checkpoint's own place."""
-    path = os.path.join(where.output_dir, CHECKPOINT_NAME) if where.resume == 'auto' else where.resume
-    if os.path.isdir(path):  # a run's folder stands for its checkpoint
-        path = os.path.join(path, CHECKPOINT_NAME)
-    with cli.about('--resume'):
-        checkpoint = load_checkpoint(path)
-    if checkpoint.get('weights_only'):
-        raise cli.UsageError(f'--resume {path}: holds a model\'s weights only, with no optimiser state to train on '
-                             'from; resume from the OUTPUT_DIR/checkpoint.pt of a run')
-    config, taken = resumed_config(checkpoint['config'], given)
-    if taken:
-        print('from the checkpoint: ' + ' '.join(as_flag(key, value) for key, value in taken.items()))
-    folder, places = os.path.dirname(path) or '.', {}
-    if 'output_dir' not in given:
-        places['output_dir'] = folder
-    if 'loss_file' not in given and 'loss_file' in checkpoint:
-        places['loss_file'] = os.path.normpath(os.path.join(folder, checkpoint['loss_file']))
-    where = dataclasses.replace(where, **places)
-    print(f'resuming {path}: grids and checkpoint to {where.output_dir}, losses to {where.loss_file}')
-    return config, where, checkpoint
+if __name__ == '__main__':  # before torch loads, which takes seconds: --help and a mistyped flag answer at once,
+    parse_args(sys.argv[1:])  # and a Ctrl-C meanwhile stops in one line
+    cli.exit_on_ctrl_c('asgn6.py: stopped while loading; nothing was saved')
+
+import torch  # after the flags: see above (E402 is allowed here in pyproject.toml)
+import torch.nn.functional as F
+
+import models
+from dae import training, variants
+from dae.checkpoint import FORMAT, load_checkpoint
+from dae.files import atomic_write, check_can_create, make_folder
+from dae.images import add_noise, load_dataset, save_grid, to_unit_range
+from dae.logs import Validation, holds_losses_of, save_losses, save_validation
+from dae.run_folder import RunLock, refuse_to_replace, run_outputs
+from dae.training import Streams
+
+LEARNING_RATES = (1e-3, 2e-3)  # the starter's: encoder, decoder
+LOSSES = {'l1': F.l1_loss, 'mse': F.mse_loss}
+EMBEDDED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
 
 
-def load_data(config, where, device):
-    """(the run's Split, with its training images on the device; the number of images found), checked."""
-    inside = os.path.realpath(where.output_dir).startswith(os.path.realpath(where.data_dir) + os.sep)
+# ----------------------------------------------------------------------------- the data
+
+def get_data(config, invocation, device):
+    """(the run's Split, its training images on the device as bytes; the number of images found), checked."""
+    inside = os.path.realpath(invocation.output_dir).startswith(os.path.realpath(invocation.data_dir) + os.sep)
     if inside:
-        print(f'note: --output-dir {where.output_dir} is inside --data-dir {where.data_dir}: its images are left out')
+        print(f'note: --output-dir {invocation.output_dir} is inside --data-dir {invocation.data_dir}: '
+              'its images are left out')
     with cli.about('--data-dir'):
-        images, paths = load_dataset(where.data_dir, config.image_size, skip=[where.output_dir] if inside else [],
-                                     on_progress=cli.decode_progress())
+        images, paths = load_dataset(invocation.data_dir, config.image_size,
+                                     skip=[invocation.output_dir] if inside else [], on_progress=cli.decode_progress())
     split = training.split_dataset(images, paths, config, device)
     if split.train.size(0) < 2:
         raise cli.UsageError(f'--val-split {config.val_split}: leaves {split.train.size(0)} training image(s); need 2')
@@ -159,202 +144,306 @@ def load_data(config, where, device):
     return split, len(paths)
 
 
-def start_state(config, checkpoint, device, num_images):
-    """The model and optimisers, freshly seeded, or as the checkpoint left them."""
-    streams = Streams(config.seed)
-    streams.seed_weights()
+# ----------------------------------------------------------------------------- the models and their state
+
+def create_models(config, device):
+    """E and D of models.py joined as one auto-encoder (or a Q3(f) variant), on the device in channels_last (the
+    faster layout on CPUs), and the starter's two Adams: one for the encoder, one for the decoder (for a U-Net:
+    its contracting and its expanding path)."""
+    Streams(config.seed).seed_weights()
     try:
-        model, optimizers = training.build(config, device)
+        model = variants.build(config.model, config.latent_size, config.image_size)
+        model = model.to(device, memory_format=torch.channels_last)
     except RuntimeError as error:  # torch's way of saying that a tensor does not fit
         if 'allocate' not in str(error):
             raise
         raise cli.UsageError(f'--latent-size {config.latent_size}: the {config.model} model does not fit '
                              f'in memory ({str(error).splitlines()[0]})') from None
+    print(f'{config.model} model on {device}: {sum(p.numel() for p in model.parameters()):,} parameters')
+    fused = {'fused': True} if device.type == 'cuda' else {}
+    optimizers = [torch.optim.Adam(getattr(model, part).parameters(), lr=rate, betas=(0.5, 0.999), **fused)
+                  for part, rate in zip(variants.part_names(config.model), LEARNING_RATES)]
+    return model, optimizers
+
+
+@dataclass
+class TrainingState:
+    """Everything that changes while a run trains; one restored from its state_dict goes on bit for bit."""
+    model: torch.nn.Module
+    optimizers: list
+    noise: torch.Generator  # the training noise's stream
+    iteration: int = 0  # the last one done
+    losses: list = dataclasses.field(default_factory=list)
+    validation: list = dataclasses.field(default_factory=list)  # of Validation
+
+    def state_dict(self):
+        return {'model': self.model.state_dict(), 'optimizers': [opt.state_dict() for opt in self.optimizers],
+                'iteration': self.iteration, 'losses': list(self.losses),
+                'validation': [list(row) for row in self.validation], 'noise_rng': self.noise.get_state(),
+                'noise_rng_device': self.noise.device.type, 'torch_rng': torch.get_rng_state()}
+
+    def load_state_dict(self, state, streams):
+        self.model.load_state_dict(state['model'])
+        for optimizer, saved in zip(self.optimizers, state['optimizers']):
+            optimizer.load_state_dict(saved)
+        torch.set_rng_state(state['torch_rng'])
+        if state['noise_rng_device'] == self.noise.device.type:
+            self.noise.set_state(state['noise_rng'])
+        else:  # another kind of device has another kind of generator: the run goes on, not bit for bit
+            print(f"note: checkpoint written on {state['noise_rng_device']}; the noise will not repeat exactly",
+                  file=sys.stderr)
+            self.noise = streams.training_noise(self.noise.device, state['iteration'])
+        self.iteration, self.losses = state['iteration'], list(state['losses'])
+        self.validation = [Validation(*row) for row in state['validation']]
+
+
+def start_state(config, checkpoint, device, num_images):
+    """The models and optimisers, freshly seeded, or as the checkpoint left them."""
+    model, optimizers = create_models(config, device)
+    streams = Streams(config.seed)
     state = TrainingState(model, optimizers, streams.training_noise(device))
     if checkpoint is not None:
         if checkpoint['num_images'] != num_images:
             raise cli.UsageError(f'--resume: the checkpoint was trained on {checkpoint["num_images"]} images, '
                                  f'--data-dir has {num_images}')
-        state.load_state_dict(checkpoint, reseed_noise=lambda iteration: streams.training_noise(device, iteration))
+        state.load_state_dict(checkpoint, streams)
     return state
 
 
-@dataclass(frozen=True)
-class Run:
-    """A run as this call trains it: what it is, where it writes, and its length."""
-    config: RunConfig
-    where: Invocation
-    num_images: int
+# ----------------------------------------------------------------------------- training
 
-    @property
-    def total(self):
-        return total_iterations(self.config, self.num_images)
-
-    @property
-    def per_epoch(self):
-        return self.total // self.config.epochs
+def rate_factor(config, iteration, total):
+    """The factor of the starter's rates: 1 throughout, or half a cosine from 1 at the first iteration to nearly
+    0 at the last (SGDR without restarts), so that a run of fixed length ends in small, careful steps."""
+    return 1.0 if config.lr_schedule == 'constant' else 0.5 * (1 + math.cos(math.pi * (iteration - 1) / total))
 
 
-def train(state, split, run, stop):
-    """Iterations after state.iteration up to run.total (numbered across epochs from 1, as in the starter)."""
-    config, streams, device = run.config, Streams(run.config.seed), split.train.device
-    latents = training.novel_latents(config.batch_size, config.latent_size, streams, device)
-    progress, losses = cli.Progress(run.total, done=state.iteration), training.LossBuffer()
+def train_models(state, split, config, invocation, num_images, stop):
+    """The iterations after state.iteration, numbered across epochs from 1 as in the starter, up to the run's
+    total; a stop request ends them after the iteration it lands in, saved."""
+    model, (E_optimizer, D_optimizer) = state.model, state.optimizers
+    total = total_iterations(config, num_images)
+    streams, device, per_epoch = Streams(config.seed), split.train.device, total // config.epochs
+    progress, pending = cli.Progress(total, done=state.iteration), []  # pending: losses not yet read back
     for iteration, indices in training.batch_order(split.train.size(0), config.batch_size, streams,
-                                                   state.iteration + 1, run.total, device):
+                                                   state.iteration + 1, total, device):
         clean = to_unit_range(split.train[indices])
         if config.augment:
             clean = training.symmetries(clean, streams.augmentation(iteration))
-        clean = clean.contiguous(memory_format=MEMORY_FORMATS[config.memory_format])
-        noisy = add_noise(clean, config.noise_level, state.noise_generator)
-        training.set_learning_rates(state.optimizers, training.rate_factor(config, iteration, run.total))
-        loss, denoised = training.train_step(state.model, state.optimizers, clean, noisy, config)
-        state.iteration = iteration
-        losses.add(iteration, loss)
+        clean = clean.contiguous(memory_format=torch.channels_last)
+        noisy = add_noise(clean, config.noise_level, state.noise)  # clamp(clean + U[-L, L], -1, 1)
+        for optimizer, rate in zip(state.optimizers, LEARNING_RATES):
+            for group in optimizer.param_groups:
+                group['lr'] = rate * rate_factor(config, iteration, total)
 
-        # a signal is read once: one landing later in this iteration waits for the next
-        stopping, last = stop.signum is not None, iteration == run.total
-        log = iteration % run.where.log_interval == 0 or last or stopping
-        save = iteration % run.where.save_interval == 0 or last or stopping
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == 'bf16'):
+            denoised = model(noisy)  # D(E(noisy))
+        loss = LOSSES[config.loss](denoised.float(), clean)
+        E_optimizer.zero_grad(set_to_none=True)
+        D_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        E_optimizer.step()
+        D_optimizer.step()
+
+        state.iteration = iteration
+        pending.append(loss.detach())
+        stopping, last = stop.signum is not None, iteration == total  # a signal is read once, here
+        log = iteration % invocation.log_interval == 0 or last or stopping
+        save = iteration % invocation.save_interval == 0 or last or stopping
         if log or save:
-            state.history.losses += losses.flush()
+            state.losses += read_back(pending, iteration)
         if log:
             seconds, left = progress.update(iteration)
-            print(f'Epoch [{(iteration - 1) // run.per_epoch + 1:4d}/{config.epochs}] Iteration [{iteration:6d}/'
-                  f'{run.total:6d}] | loss: {state.history.losses[-1]:6.4f} | {seconds:.3f} s/it | ETA {left}',
-                  flush=True)
+            print(f'Epoch [{(iteration - 1) // per_epoch + 1:4d}/{config.epochs}] Iteration [{iteration:6d}/'
+                  f'{total:6d}] | loss: {state.losses[-1]:6.4f} | {seconds:.3f} s/it | ETA {left}', flush=True)
         if save:
             if split.held_out is not None:
                 measure(state, split)
-            save_run(state, run)
-            # grids keep to the save interval and the last iteration; a stop by signal draws none
-            if iteration % run.where.save_interval == 0 or last:
-                save_grids(state, run, (clean, noisy, denoised), latents if run.where.comparable_grids else
-                           training.starter_latents(config, streams, iteration, device))
+            save_progress(state, config, invocation, num_images)
+            if iteration % invocation.save_interval == 0 or last:  # a stop by signal draws no grids
+                save_grids(state, config, invocation, (clean, noisy, denoised.detach()))
         if stopping:
             break
 
 
+def read_back(pending, iteration):
+    """The pending losses as floats, read back together (one device sync); a non-finite one stops the run."""
+    values = torch.stack(pending).tolist()
+    pending.clear()
+    for offset, value in enumerate(values):
+        if not math.isfinite(value):
+            raise cli.Failure(f'loss is {value} at iteration {iteration - len(values) + 1 + offset}; training '
+                              'stopped, and the loss file and the checkpoint hold the last good save')
+    return values
+
+
 def measure(state, split):
-    """Held-out and training PSNR, taken the same way (eval mode, fixed noise, same number of images)."""
+    """Held-out and training PSNR, taken the same way (eval mode, fixed noise, as many images)."""
     l1, psnr_db = training.evaluate(state.model, split.held_out)
     train_l1, train_psnr = training.evaluate(state.model, split.probe)
     row = Validation(state.iteration, l1, psnr_db, split.held_out.noisy_psnr, train_l1, train_psnr,
                      split.probe.noisy_psnr)
-    state.history.validation.append(row)
+    state.validation.append(row)
     print(f'held out: L1 {row.l1:.4f} | PSNR {row.psnr:.2f} dB (noisy input {row.noisy_psnr:.2f} dB) | '
           f'training images: PSNR {row.train_psnr:.2f} dB (noisy {row.train_noisy_psnr:.2f} dB)', flush=True)
 
 
-def save_grids(state, run, rows, latents):
-    """sample-NNNNNN.png (clean / noisy / denoised rows) and novel-NNNNNN.png (latents decoded): the starter's
-    way (each grid rescaled to its own range, training mode), or with --comparable-grids in a fixed range."""
-    folder, iteration, comparable = run.where.output_dir, state.iteration, run.where.comparable_grids
+# ----------------------------------------------------------------------------- what a save writes
+
+@torch.no_grad()
+def decode_novel(model, config, iteration, comparable):
+    """The starter's novel batch: fresh at every save (here from a stream of its own), decoded in training mode,
+    so BatchNorm uses the batch's own statistics; the running statistics are put back after, so that the
+    pictures change nothing eval mode reads.  --comparable-grids: one batch for the run, in eval mode."""
+    streams, device = Streams(config.seed), next(model.parameters()).device
+    generator = streams.novel_latents() if comparable else streams.save_latents(iteration)
+    latents = training.uniform_latents(config.batch_size, config.latent_size, generator).to(device)
+    if comparable:
+        with training.evaluating(model):
+            return model.decode(latents)
+    saved = [buffer.clone() for buffer in model.decoder.buffers()]
+    images = model.decode(latents)
+    for buffer, value in zip(model.decoder.buffers(), saved):
+        buffer.copy_(value)
+    return images
+
+
+def save_grids(state, config, invocation, rows):
+    """sample-NNNNNN.png (clean / noisy / denoised rows) and novel-NNNNNN.png, each rescaled to its own range as
+    the starter's are, or with --comparable-grids in the fixed range [-1, 1]."""
+    folder, iteration, comparable = invocation.output_dir, state.iteration, invocation.comparable_grids
     value_range = (-1, 1) if comparable else None
     save_grid(os.path.join(folder, f'sample-{iteration:06d}.png'), torch.cat(rows), images_per_row=rows[0].size(0),
               value_range=value_range)
-    if state.model.has_latent:
-        decode = training.decode_novel if comparable else training.decode_as_starter
-        save_grid(os.path.join(folder, f'novel-{iteration:06d}.png'), decode(state.model, latents), images_per_row=8,
-                  value_range=value_range)
+    if isinstance(state.model, models.AutoEncoder):  # a U-Net has no code to decode
+        save_grid(os.path.join(folder, f'novel-{iteration:06d}.png'),
+                  decode_novel(state.model, config, iteration, comparable), images_per_row=8, value_range=value_range)
 
 
-def save_run(state, run):
-    """Checkpoint, loss file and validation table: all a resumed run needs. The checkpoint goes first and holds
+def save_progress(state, config, invocation, num_images):
+    """Checkpoint, loss file and validation table: all a resumed run needs.  The checkpoint goes first and holds
     every loss and measurement too, so a file that cannot be written after it loses nothing."""
-    checkpoint = os.path.join(run.where.output_dir, CHECKPOINT_NAME)
-    save_checkpoint(checkpoint, state, run.config, run.num_images, run.where.loss_file)
+    path = os.path.join(invocation.output_dir, CHECKPOINT_NAME)
+    checkpoint = {**state.state_dict(), 'format': FORMAT, 'config': dataclasses.asdict(config),
+                  'num_images': num_images, 'loss_file': os.path.relpath(invocation.loss_file, invocation.output_dir)}
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
     try:
-        save_losses(run.where.loss_file, state.history.losses)
-        if state.history.validation:
-            save_validation(os.path.join(run.where.output_dir, VALIDATION_NAME), state.history.validation)
+        save_losses(invocation.loss_file, state.losses)
+        if state.validation:
+            save_validation(os.path.join(invocation.output_dir, VALIDATION_NAME), state.validation)
     except OSError as error:
-        raise cli.Failure(f'cannot write the losses ({error.strerror or error}); {checkpoint} was saved at iteration '
+        raise cli.Failure(f'cannot write the losses ({error.strerror or error}); {path} was saved at iteration '
                           f'{state.iteration} and holds every loss so far') from None
 
 
-@contextlib.contextmanager
-def output_claimed(where):
+# ----------------------------------------------------------------------------- resuming, the output folder, main
+
+def resumed(invocation, given):
+    """(config, invocation, checkpoint) of a resumed run: what was not given comes from the checkpoint, and the
+    output folder and loss file are found from the checkpoint's own place."""
+    path = invocation.output_dir if invocation.resume == 'auto' else invocation.resume
+    path = os.path.join(path, CHECKPOINT_NAME) if os.path.isdir(path) or invocation.resume == 'auto' else path
+    with cli.about('--resume'):
+        checkpoint = load_checkpoint(path)
+    if checkpoint.get('weights_only'):
+        raise cli.UsageError(f'--resume {path}: holds a model\'s weights only, with no optimiser state to train on '
+                             'from; resume from the OUTPUT_DIR/checkpoint.pt of a run')
+    config, taken = resumed_config(checkpoint['config'], given)
+    if taken:
+        print('from the checkpoint: ' + ' '.join(as_flag(key, value) for key, value in taken.items()))
+    folder, places = os.path.dirname(path) or '.', {}
+    if 'output_dir' not in given:
+        places['output_dir'] = folder
+    if 'loss_file' not in given and 'loss_file' in checkpoint:
+        places['loss_file'] = os.path.normpath(os.path.join(folder, checkpoint['loss_file']))
+    invocation = dataclasses.replace(invocation, **places)
+    if os.path.isfile(invocation.loss_file) and not holds_losses_of(invocation.loss_file, checkpoint['losses']):
+        raise cli.UsageError(f'--loss-file {invocation.loss_file}: holds losses that are not this checkpoint\'s '
+                             '(another run wrote it); give this run its own --loss-file')
+    print(f'resuming {path}: grids and checkpoint to {invocation.output_dir}, losses to {invocation.loss_file}')
+    return config, invocation, checkpoint
+
+
+def claim_output(invocation, lock):
     """The output folders made and locked for this run; --overwrite clears another run's files first."""
     with cli.about('--output-dir'):
-        make_folder(where.output_dir)
+        make_folder(invocation.output_dir)
     with cli.about('--loss-file'):
-        make_folder(os.path.dirname(os.path.abspath(where.loss_file)))
-    with FolderLock(where.output_dir):
-        if not where.resume:  # checked again under the lock: a run started at the same time may have written since
-            if where.overwrite:
-                removed = run_outputs(where.output_dir)
-                for path in removed:
-                    os.unlink(path)
-                print(f'--overwrite: removed {len(removed)} files of an earlier run from {where.output_dir}')
-            else:
-                refuse_to_replace(where.output_dir, where.loss_file)
-        yield
+        make_folder(os.path.dirname(os.path.abspath(invocation.loss_file)))
+    lock.acquire()  # the locks of folders made just now
+    if not invocation.resume:  # checked again under the lock: a run started at the same time may have written
+        if invocation.overwrite:
+            removed = run_outputs(invocation.output_dir)
+            for path in removed:
+                os.unlink(path)
+            print(f'--overwrite: removed {len(removed)} files of an earlier run from {invocation.output_dir}')
+        else:
+            refuse_to_replace(invocation.output_dir, invocation.loss_file)
 
 
-@contextlib.contextmanager
-def last_good_save_kept(loss_file):
-    """A diverged run stops with the iteration named; what it saved before that stands."""
-    try:
-        yield
-    except cli.Diverged as error:
-        raise cli.Failure(f'{error}; training stopped. {loss_file} and the checkpoint hold the last good save')
-
-
-EMBEDDED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
-
-
-def run(config, where, given, argv):
-    device = cli.choose_device(where.device)
-    if 'data_dir' not in given and not os.path.isdir(where.data_dir) and os.path.isdir(EMBEDDED_DATA):
-        print(f'note: no folder {where.data_dir} here; training on the embedded images in {EMBEDDED_DATA}')
-        where = dataclasses.replace(where, data_dir=EMBEDDED_DATA)
+def train(config, invocation, given, argv):
+    """What main() does once the flags are read: check the paths, load, train, and say how it ended."""
+    device = cli.choose_device(invocation.device)
+    if 'data_dir' not in given and not os.path.isdir(invocation.data_dir) and os.path.isdir(EMBEDDED_DATA):
+        print(f'note: no folder {invocation.data_dir} here; training on the embedded images in {EMBEDDED_DATA}')
+        invocation = dataclasses.replace(invocation, data_dir=EMBEDDED_DATA)
     checkpoint = None
-    if where.resume:
-        config, where, checkpoint = resumed(where, given)
+    if invocation.resume:
+        config, invocation, checkpoint = resumed(invocation, given)
     with cli.about('--output-dir'):
-        check_can_create(where.output_dir, is_folder=True)
+        check_can_create(invocation.output_dir, is_folder=True)
     with cli.about('--loss-file'):
-        check_can_create(where.loss_file)
-    if not where.resume and not where.overwrite:
-        refuse_to_replace(where.output_dir, where.loss_file)
-    settings = {**dataclasses.asdict(config), **dataclasses.asdict(where)}
-    print(' '.join(f'{key}={value}' for key, value in settings.items()), f'| device={device}', flush=True)
-    split, num_images = load_data(config, where, device)
+        check_can_create(invocation.loss_file)
+    with RunLock(invocation.output_dir, invocation.loss_file) as lock:  # a busy run is refused before any work
+        if not invocation.resume and not invocation.overwrite:
+            refuse_to_replace(invocation.output_dir, invocation.loss_file)
+        print('run: ' + ' '.join(f'{key}={value}' for key, value in dataclasses.asdict(config).items()), flush=True)
+        print(f'device {device}; grids and checkpoint to {invocation.output_dir}, losses to {invocation.loss_file}; a '
+              f'line every {invocation.log_interval} iterations, a save every {invocation.save_interval}', flush=True)
+        return train_locked(config, invocation, device, checkpoint, lock, argv)
+
+
+def train_locked(config, invocation, device, checkpoint, lock, argv):
+    """The rest of train(), with the run's locks held."""
+    split, num_images = get_data(config, invocation, device)
     state = start_state(config, checkpoint, device, num_images)
-    if where.compile:
-        state.model.compile()
-    run_ = Run(config, where, num_images)
-    if state.iteration >= run_.total:
-        print(f'asgn6.py: the run is already complete at iteration {state.iteration} of {run_.total} (--epochs '
+    total = total_iterations(config, num_images)
+    if state.iteration >= total:
+        print(f'asgn6.py: the run is already complete at iteration {state.iteration} of {total} (--epochs '
               f'{config.epochs}); to train on, resume with a larger --epochs')
         return 0
-    print(f'{split.train.size(0)} images from {where.data_dir}, {run_.per_epoch} '
-          f'iteration{"s" if run_.per_epoch > 1 else ""} per epoch, '
-          f'starting at iteration {state.iteration + 1}', flush=True)
+    per_epoch = total // config.epochs
+    print(f'{split.train.size(0)} images from {invocation.data_dir}, {per_epoch} iteration'
+          f'{"s" if per_epoch > 1 else ""} per epoch, starting at iteration {state.iteration + 1}', flush=True)
 
-    with cli.StopRequest() as stop, output_claimed(where), last_good_save_kept(where.loss_file):
-        train(state, split, run_, stop)
+    claim_output(invocation, lock)
+    with cli.StopRequest() as stop:
+        train_models(state, split, config, invocation, num_images, stop)
     if stop.signum is not None:
-        resume = argv if where.resume else argv + ['--resume']
-        print(f'stopped at iteration {state.iteration}/{run_.total}; {where.loss_file} and checkpoint saved. To '
-              f'continue:\n  {cli.shell_command(os.path.relpath(__file__), [a for a in resume if a != "--overwrite"])}',
-              flush=True)
+        print(f'stopped at iteration {state.iteration}/{total}; {invocation.loss_file} and checkpoint saved. To '
+              f'continue:\n  {resume_command(argv, invocation)}', flush=True)
         return 128 + stop.signum
-    print(f'done: {run_.total} iterations; losses in {where.loss_file}, grids and {CHECKPOINT_NAME} in '
-          f'{where.output_dir}')
+    print(f'done: {total} iterations; losses in {invocation.loss_file}, grids and {CHECKPOINT_NAME} in '
+          f'{invocation.output_dir}')
     return 0
+
+
+def resume_command(argv, invocation):
+    """The command that continues this run, pasteable into a shell."""
+    resume = [arg for arg in argv if arg != '--overwrite'] + ([] if invocation.resume else ['--resume'])
+    return cli.shell_command(os.path.relpath(__file__), resume)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
-    config, where, given = parse_args(argv)
+    config, invocation, given = parse_args(argv)
 
     def interrupted():  # by a second Ctrl-C, or one before training began
-        if where.resume or os.path.exists(os.path.join(where.output_dir, CHECKPOINT_NAME)):
-            return f'stopped at once; {where.loss_file} and the checkpoint hold the last save'
+        if invocation.resume or os.path.exists(os.path.join(invocation.output_dir, CHECKPOINT_NAME)):
+            return (f'stopped at once; {invocation.loss_file} and the checkpoint hold the last save. To continue:\n  '
+                    + resume_command(argv, invocation))
         return 'stopped before the first save; nothing was saved'
-    return cli.report_errors('asgn6.py', lambda: run(config, where, given, argv), interrupted)
+    return cli.report_errors('asgn6.py', lambda: train(config, invocation, given, argv), interrupted)
 
 
 if __name__ == '__main__':

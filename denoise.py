@@ -21,15 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
-from dae import cli, variants
-from dae.run import CHECKPOINT_NAME, load_checkpoint, model_of, total_iterations
+from dae import cli
+from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint, model_of
+from dae.config import total_iterations
 from dae.images import add_noise, find_images, load_dataset, psnr, save_grid
 from dae.latents import data_latents, user_draws
 from dae.training import uniform_latents
 from dae.files import check_can_create, make_folder
-from dae.denoising import (BandedNoise, TiledDenoiser, read_image, save_pixels, save_png_bands, side_by_side,
-                           to_tensor)
+from dae.denoising import (BandedNoise, SelfEnsemble, TiledDenoiser, read_image, save_pixels, save_png_bands,
+                           side_by_side, to_tensor)
+from models import AutoEncoder
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
 DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
@@ -113,7 +116,8 @@ def output_file(out, name):
 
 @dataclass(frozen=True)
 class Denoising:
-    """What denoise.py does to each image: with which model, at what noise (None: the image as given), where to."""
+    """What denoise.py does to each image: with which model, at what size (None: its own, for a fully
+    convolutional model), at what noise (None: the image as given), where to."""
     model: torch.nn.Module
     image_size: int
     noise_level: float
@@ -128,10 +132,35 @@ def denoise_resized(job, path, name):
     clean = to_tensor(read_image(path, job.image_size)).unsqueeze(0).to(job.device)
     noisy = clean if job.noise_level is None else add_noise(clean, job.noise_level, user_draws(job.seed, job.device))
     output = job.model(noisy)
+    if is_grey(path):  # the noise and the model are colour: a grey image's output is turned grey again
+        output = output.mean(1, keepdim=True).expand_as(output)
     row = [clean, output] if job.noise_level is None else [clean, noisy, output]
     save_grid(output_file(job.out, f'{name}-compare.png'), torch.cat(row), images_per_row=len(row))
     save_grid(output_file(job.out, f'{name}-denoised.png'), output, images_per_row=1)
     return None if job.noise_level is None else (psnr(noisy, clean), psnr(output, clean))
+
+
+def is_grey(path):
+    """Whether the file holds a grey image (read from its header only)."""
+    with Image.open(path) as image:
+        return image.mode in ('1', 'L', 'LA', 'I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
+
+
+def as_grey(rows):
+    """Rows of RGB bytes as grey ones, still three channels, so that the PNG shows the grey of the input."""
+    return np.repeat(rows.mean(axis=2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+
+
+def input_notes(path, noise_level):
+    """One-line notes on what the model cannot give back: transparency, and an input without the training noise."""
+    with Image.open(path) as image:
+        if image.mode in ('RGBA', 'LA', 'PA') or 'transparency' in image.info:
+            print(f'note: {path}: transparent areas are denoised as white, and the output has no transparency')
+        if noise_level is None:
+            pixels = np.asarray(image.convert('RGB').reduce(max(1, min(image.size) // 256))).astype(np.int16)
+            if np.abs(np.diff(pixels, axis=1)).mean() < 22:  # under the training noise about 50 of 255; clean, 10-20
+                print(f'note: {path}: looks free of noise; the model expects the training noise (uniform in [-1, 1] '
+                      'on pixels in [-1, 1]) and smooths a clean image; --add-noise adds it')
 
 
 def tile_progress(path, tiles, every=3.0):
@@ -153,8 +182,10 @@ def denoise_full_size(job, path, name):
     denoiser = TiledDenoiser(job.model, image, noise=noise, device=job.device)
     denoiser.progress = tile_progress(path, denoiser.tiles())
     denoised_path = output_file(job.out, f'{name}-denoised.png')
+    grey = is_grey(path)
     if height * width <= COMPARE_LIMIT:
-        bands = list(denoiser.bands(keep_noisy=noise is not None))
+        bands = [(as_grey(rows) if grey else rows, noisy)
+                 for rows, noisy in denoiser.bands(keep_noisy=noise is not None)]
         output = np.concatenate([rows for rows, _ in bands])
         row = [np.asarray(image), output] if noise is None else \
             [np.asarray(image), np.concatenate([rows for _, rows in bands]), output]
@@ -162,7 +193,8 @@ def denoise_full_size(job, path, name):
         save_pixels(denoised_path, output)
     else:  # each band of output rows is compressed into the PNG as soon as it is denoised
         print(f'note: {path}: no {name}-compare.png for an image over {COMPARE_LIMIT / 1e6:.0f} megapixels')
-        save_png_bands(denoised_path, width, height, (rows for rows, _ in denoiser.bands()))
+        bands = (as_grey(rows) if grey else rows for rows, _ in denoiser.bands())
+        save_png_bands(denoised_path, width, height, bands)
     image.close()
     return None if noise is None else (denoiser.psnr('noisy'), denoiser.psnr('output'))
 
@@ -172,8 +204,10 @@ def denoise_files(job, paths):
     training skips it. Returns how many were skipped."""
     skipped = 0
     for name, path in paths.items():
+        name = unused_stem(job.out, name, OWN_OUTPUTS)
         try:
-            gains = (denoise_resized if job.model.has_latent else denoise_full_size)(job, path, name)
+            input_notes(path, job.noise_level)
+            gains = (denoise_resized if job.image_size else denoise_full_size)(job, path, name)
         except cli.UsageError as error:
             if len(paths) == 1:  # the one image asked for: its own error, in one line
                 raise
@@ -185,14 +219,18 @@ def denoise_files(job, paths):
     return skipped
 
 
-def unused_name(out, name):
-    """`name` in --out, or name-2, name-3 ... when an earlier run's picture is there: none is overwritten."""
-    stem, extension = os.path.splitext(name)
-    candidate, count = name, 1
-    while os.path.exists(os.path.join(out, candidate)):
+def unused_stem(out, stem, endings):
+    """`stem`, or stem-2, stem-3 ... so that no stem + ending is in --out yet: an earlier run's pictures stay."""
+    candidate, count = stem, 1
+    while any(os.path.exists(os.path.join(out, candidate + ending)) for ending in endings):
         count += 1
-        candidate = f'{stem}-{count}{extension}'
+        candidate = f'{stem}-{count}'
     return candidate
+
+
+def unused_name(out, name):
+    stem, extension = os.path.splitext(name)
+    return unused_stem(out, stem, [extension]) + extension
 
 
 @torch.no_grad()
@@ -253,7 +291,7 @@ def run(args):
     if args.self_ensemble and not args.images:
         raise cli.UsageError('--self-ensemble is for denoising IMAGE...: it does not apply to --generate or '
                              '--interpolate')
-    if (args.generate is not None or args.interpolate is not None) and not model.has_latent:
+    if (args.generate is not None or args.interpolate is not None) and not isinstance(model, AutoEncoder):
         raise cli.UsageError(f'--checkpoint {args.checkpoint}: a {config.model} model has no latent code '
                              'to generate or interpolate from')
     with cli.about('--out'):
@@ -271,8 +309,9 @@ def run(args):
         interpolate(model, *args.interpolate, steps=args.steps, image_size=config.image_size, out=args.out)
     else:
         noise_level = (args.noise_level or config.noise_level) if args.add_noise else None
-        model = variants.SelfEnsemble(model) if args.self_ensemble else model
-        job = Denoising(model, config.image_size, noise_level, args.seed, device, args.out)
+        image_size = config.image_size if isinstance(model, AutoEncoder) else None
+        model = SelfEnsemble(model) if args.self_ensemble else model
+        job = Denoising(model, image_size, noise_level, args.seed, device, args.out)
         paths = image_paths(args.images, args.out)
         skipped = denoise_files(job, paths)
         if skipped:

@@ -80,7 +80,6 @@ class Decoder(nn.Module):
 
 class AutoEncoder(nn.Module):
     """An encoder and a decoder joined, with the encode / decode / forward trio of an auto-encoder."""
-    has_latent = True  # decode() turns any z_dim vector into an image, so novel images make sense
 
     def __init__(self, encoder, decoder):
         super().__init__()

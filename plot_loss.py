@@ -18,7 +18,7 @@ import numpy as np
 from dae import cli
 from dae.files import check_can_create, make_folder, save_figure
 from dae.loss_stats import centred_average, convergence_stats
-from dae.run import read_losses
+from dae.logs import read_losses
 
 NON_INTERACTIVE_BACKENDS = {'agg', 'cairo', 'pdf', 'pgf', 'ps', 'svg', 'template'}
 

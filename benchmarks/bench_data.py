@@ -4,26 +4,23 @@
     python -m benchmarks.bench_data --counts 1000 --iterations 5
 
 Synthetic folders of 256x256 JPEGs (coloured shapes, like photos of one object on a plain background)
-are made once in --cache and reused. For each folder a fresh process decodes it as asgn6.py does (into
-one uint8 tensor, each batch turned into [-1, 1] floats when it is taken) and trains a few iterations
-of the spec model; it reports the decode time, images decoded per second, the process's peak resident
-memory, and the median time per training iteration.
+are made once in --cache and reused.  On each folder `python asgn6.py` runs as a user runs it, and is
+stopped by a Ctrl-C (SIGINT) after --iterations iterations; from the times its lines arrive come the
+decode time (from its device line to its model line), images decoded per second and the median time
+between iterations (the first two left out), and from the operating system its peak resident memory.
 """
-import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
-import torch
 from PIL import Image
 
-from dae import cli, training
-from dae.images import add_noise, load_dataset, to_unit_range
-from dae.run import RunConfig
-from dae.training import Streams
+from dae import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,28 +43,28 @@ def make_folder_of_images(folder, count, size=256, seed=0):
 
 
 def measure(folder, iterations):
-    """Runs in its own process: decode the folder, train `iterations` steps; returns the figures as a dict."""
-    from torchvision.transforms import functional  # noqa: F401  imported before the clock
-    start = time.perf_counter()
-    images = load_dataset(folder, 64)[0]
-    decode = time.perf_counter() - start
-    config, cpu = RunConfig(memory_format='contiguous'), torch.device('cpu')
-    streams = Streams(config.seed)
-    streams.seed_weights()
-    model, optimizers = training.build(config, cpu)
-    noise, times = streams.training_noise(cpu), []
-    for _, indices in training.batch_order(images.size(0), config.batch_size, streams, 1, iterations + 2, cpu):
-        clean = to_unit_range(images[indices])
-        start = time.perf_counter()
-        training.train_step(model, optimizers, clean, add_noise(clean, config.noise_level, noise), config)
-        times.append(time.perf_counter() - start)
-    return {'images': images.size(0), 'decode_s': decode, 'images_per_s': images.size(0) / decode,
-            'peak_mib': resource_peak_mib(), 'step_s': statistics.median(times[2:])}  # the first two warm up
-
-
-def resource_peak_mib():
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """(decode seconds, peak resident MiB, seconds an iteration) of asgn6.py on `folder`, stopped by SIGINT."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, 'asgn6.py', '--data-dir', folder, '--output-dir', out, '--epochs', '1',
+                   '--loss-file', os.path.join(out, 'loss.txt'), '--log-interval', '1', '--save-interval', '1000000',
+                   '--device', 'cpu']
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        times, lines = {'Iteration': []}, []
+        for line in process.stdout:
+            lines.append(line)
+            now = time.perf_counter()
+            if line.startswith('device ') or ' model on ' in line:  # the line before decoding, and the one after
+                times['start' if line.startswith('device ') else 'model'] = now
+            elif ' Iteration [' in line and not line.startswith('stopped'):
+                times['Iteration'].append(now)
+                if len(times['Iteration']) == iterations + 2:
+                    process.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 128 + signal.SIGINT) or 'model' not in times:
+        raise cli.Failure(f'asgn6.py on {folder} stopped with status {process.returncode}: {"".join(lines[-3:])}')
+    steps = np.diff(times['Iteration'][2:]) if len(times['Iteration']) > 3 else np.diff(times['Iteration'])
+    return times['model'] - times['start'], usage.ru_maxrss / 1024, statistics.median(steps) if steps.size else 0
 
 
 def main(argv=None):
@@ -78,27 +75,18 @@ def main(argv=None):
                         help='where the synthetic folders are made once and kept (default: ~/.cache/asgn6-bench-data)')
     parser.add_argument('--iterations', type=cli.positive_int(), default=10, help='timed training iterations per '
                         'run (default: 10)')
-    parser.add_argument('--worker', metavar='FOLDER', help='internal: measure one folder in this process and '
-                        'print the figures as JSON (default: off)')
     args = parser.parse_args(argv)
     return cli.report_errors('bench_data.py', lambda: run(args))
 
 
 def run(args):
-    if args.worker:
-        print(json.dumps(measure(args.worker, args.iterations)))
-        return 0
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores')
+    print(f'{os.cpu_count()} cores; python asgn6.py, stopped after {args.iterations} iterations and 2 of warm-up')
     print('| images | decode | images/s | peak RSS | time per iteration |\n|---|---|---|---|---|')
     for count in args.counts:
         folder = make_folder_of_images(os.path.join(args.cache, f'jpeg-{count}'), count)
-        result = subprocess.run([sys.executable, '-m', 'benchmarks.bench_data', '--worker', folder,
-                                 '--iterations', str(args.iterations)], cwd=ROOT, capture_output=True, text=True)
-        if result.returncode:
-            raise cli.Failure(f'{count} images: {result.stderr.strip().splitlines()[-1]}')
-        figures = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f'| {count:,} | {figures["decode_s"]:.1f} s | {figures["images_per_s"]:.0f} | '
-              f'{figures["peak_mib"]:.0f} MiB | {1000 * figures["step_s"]:.0f} ms |', flush=True)
+        decode, peak, step = measure(folder, args.iterations)
+        print(f'| {count:,} | {decode:.1f} s | {count / decode:.0f} | {peak:.0f} MiB | {1000 * step:.0f} ms |',
+              flush=True)
     return 0
 
 

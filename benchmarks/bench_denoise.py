@@ -21,7 +21,8 @@ import torch
 from PIL import Image
 
 from dae import cli
-from dae.run import load_model
+from dae.checkpoint import load_model
+from models import AutoEncoder
 from dae.denoising import TILE, BandedNoise, TiledDenoiser, read_image, to_uint8
 from dae.images import find_images, psnr, to_unit_range
 
@@ -84,7 +85,7 @@ def main(argv=None):
 
 def run(args):
     model, _ = load_model(args.checkpoint, torch.device('cpu'))
-    if model.has_latent:
+    if isinstance(model, AutoEncoder):
         raise cli.UsageError(f'--checkpoint {args.checkpoint}: not a fully convolutional model (use --model unet)')
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; '
           f'tiles of {TILE} px with {model.tile_context} px of context')

@@ -1,34 +1,46 @@
-"""One run per output folder, and no run's files replaced by accident: the folder lock (an OS lock
-through filelock, released by the OS when its process dies, kill -9 included) and the refusal to start
-afresh over another run's files.
-"""
+"""One run per output folder and per loss file, and no run's files replaced by accident: the run's locks (OS
+locks through filelock, freed by the OS when their process dies, kill -9 included) and the refusal to start
+afresh over another run's files."""
 import os
 
 import filelock
 
-from dae.run import CHECKPOINT_NAME, VALIDATION_NAME
 from dae.errors import UsageError
 
+CHECKPOINT_NAME, VALIDATION_NAME = 'checkpoint.pt', 'validation.csv'  # as dae.checkpoint and dae.logs name them
 LOCK_NAME = '.asgn6.lock'
 GRID_PREFIXES = ('sample-', 'novel-')
 
 
-class FolderLock:
-    """Held while a run writes to `folder`; a second run there is refused at once."""
+class RunLock:
+    """Held while a run writes its output folder and its loss file: a second run naming either is refused at once.
+    acquire() takes the locks whose folders exist, so that a busy run is refused before any work; a folder made
+    later is locked by calling it again."""
 
-    def __init__(self, folder):
-        self.folder, self.lock = folder, filelock.FileLock(os.path.join(folder, LOCK_NAME))
+    def __init__(self, output_dir, loss_file):
+        loss_folder, loss_name = os.path.split(os.path.abspath(loss_file))
+        self.held, self.locks = {}, {
+            os.path.join(output_dir, LOCK_NAME): f'--output-dir {output_dir}: another run is writing there',
+            os.path.join(loss_folder, f'.{loss_name}.lock'): f'--loss-file {loss_file}: another run is writing it'}
+        self.this_run = f'this run: --output-dir {output_dir} --loss-file {loss_file}'
+
+    def acquire(self):
+        for path, busy in self.locks.items():
+            if path not in self.held and os.path.isdir(os.path.dirname(path)):
+                lock = filelock.FileLock(path)
+                try:
+                    lock.acquire(timeout=0)
+                except filelock.Timeout:
+                    raise UsageError(f'{busy}; wait for it, or choose another ({self.this_run})') from None
+                self.held[path] = lock
 
     def __enter__(self):
-        try:
-            self.lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise UsageError(f'--output-dir {self.folder}: another run is writing there; wait for it, or choose '
-                             'another --output-dir') from None
+        self.acquire()
         return self
 
     def __exit__(self, *exc):
-        self.lock.release()
+        for lock in self.held.values():
+            lock.release()
 
 
 def run_outputs(output_dir):

@@ -1,8 +1,6 @@
 """The networks of the report's Q3(f), beside the assignment's own (models.py), each built by name with
 build(): a convolutional encoder, a decoder that resizes then convolves, and two fully convolutional
-denoisers without a bottleneck (a U-Net, and the stronger residual U-Net); SelfEnsemble averages any of
-them over the eight mirror images and quarter turns of its input.
-"""
+denoisers without a bottleneck (a U-Net, and the stronger residual U-Net)."""
 import torch
 from torch import nn
 
@@ -46,8 +44,8 @@ class ResizeDecoder(models.Decoder):
         self.layer5 = nn.Sequential(nn.Conv2d(32, 3, 1), nn.Tanh())                   #   3 x 64 x 64
 
 
-class UNetEncoder(nn.Module):
-    """The contracting path: two convolutions at each scale, halving the size between scales; every scale
+class Contracting(nn.Module):
+    """A U-Net's contracting path: two convolutions at each scale, halving the size between scales; every scale
     is kept for the skips."""
 
     def __init__(self, widths=(32, 64, 128), in_channels=3):
@@ -66,8 +64,8 @@ class UNetEncoder(nn.Module):
         return features
 
 
-class UNetDecoder(nn.Module):
-    """The expanding path: up-sample, concatenate the skip of the same scale, convolve."""
+class Expanding(nn.Module):
+    """A U-Net's expanding path: up-sample, concatenate the skip of the same scale, convolve."""
 
     def __init__(self, widths=(32, 64, 128), out_channels=3, tanh=True):
         super().__init__()
@@ -92,61 +90,42 @@ def pad_to_multiple(x, multiple):
 class UNet(nn.Module):
     """A small fully convolutional denoiser with skip connections and no bottleneck, at three scales
     (64, 32 and 16 pixels for a 64-pixel image): any image size."""
-    has_latent = False
     tile_context = 32  # pixels a tile of a large image is read with on each side: the output reaches ~15
 
     def __init__(self, width=32):
         super().__init__()
-        self.encoder = UNetEncoder((width, 2 * width, 4 * width))
-        self.decoder = UNetDecoder((width, 2 * width, 4 * width))
+        self.contracting = Contracting((width, 2 * width, 4 * width))
+        self.expanding = Expanding((width, 2 * width, 4 * width))
 
     def forward(self, x):
         height, width = x.shape[-2:]
-        return self.decoder(self.encoder(pad_to_multiple(x, 4)))[..., :height, :width]
+        return self.expanding(self.contracting(pad_to_multiple(x, 4)))[..., :height, :width]
 
 
 class ResidualUNet(nn.Module):
     """The stronger denoiser: a U-Net that works on a half-resolution view of the image (each 2x2 block of
     pixels becomes 12 channels, as in FFDNet) and predicts the noise to take away, not the image.  Half
     the resolution costs a quarter of the arithmetic per layer, which buys width and a wider view."""
-    has_latent = False
     tile_context = 48  # as UNet's: the output reaches ~32 pixels
 
     def __init__(self, widths=(48, 96, 192)):
         super().__init__()
-        self.encoder = UNetEncoder(widths, in_channels=12)
-        self.decoder = UNetDecoder(widths, out_channels=12, tanh=False)
+        self.contracting = Contracting(widths, in_channels=12)
+        self.expanding = Expanding(widths, out_channels=12, tanh=False)
 
     def forward(self, x):
         height, width = x.shape[-2:]
         half = nn.functional.pixel_unshuffle(pad_to_multiple(x, 8), 2)  # 8: one unshuffle, then two halvings
-        noise = nn.functional.pixel_shuffle(self.decoder(self.encoder(half)), 2)[..., :height, :width]
+        noise = nn.functional.pixel_shuffle(self.expanding(self.contracting(half)), 2)[..., :height, :width]
         return (x - noise).clamp(-1, 1)
 
 
-class SelfEnsemble(nn.Module):
-    """A trained denoiser averaged over the eight mirror images and quarter turns of its input, each output
-    turned back: the eight views make different errors, so their mean is nearer the clean image, for eight
-    times the arithmetic (the 'geometric self-ensemble' of EDSR).  Needs square inputs for a model of fixed
-    size (the assignment's); a fully convolutional one takes any."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.has_latent = model.has_latent
-        self.tile_context = getattr(model, 'tile_context', 0)
-
-    def forward(self, x):
-        total = torch.zeros_like(x)
-        for transpose in (False, True):
-            for dims in ((), (-1,), (-2,), (-2, -1)):
-                view = x.transpose(-1, -2) if transpose else x
-                output = self.model(view.flip(dims)).flip(dims)
-                total += output.transpose(-1, -2) if transpose else output
-        return total / 8
-
-
 MODEL_NAMES = ('spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet')
+
+
+def part_names(name):
+    """The model's two parts, which the starter's two Adams train: encoder and decoder, or a U-Net's paths."""
+    return ('contracting', 'expanding') if name in ('unet', 'residual-unet') else ('encoder', 'decoder')
 
 
 def build(name='spec', latent_size=128, image_size=64):

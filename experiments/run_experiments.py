@@ -31,13 +31,15 @@ import numpy as np
 import torch
 
 from dae import cli, training, variants
+from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
+from dae.config import RunConfig, total_iterations
+from dae.denoising import SelfEnsemble
 from dae.files import write_text_atomic
-from dae.images import psnr, save_grid
+from dae.images import load_dataset, psnr, save_grid
+from dae.logs import VALIDATION_NAME, read_losses, read_validation
 from dae.machine import machine_name
-from dae.run import (CHECKPOINT_NAME, VALIDATION_NAME, RunConfig, load_checkpoint, load_model, read_losses,
-                     read_validation, total_iterations)
-from dae.training import split_of_run
-from experiments.summary import results_name, spread, timing_machines
+from experiments.summary import follows_short_batch, results_name, spread, timing_machines
+from models import AutoEncoder
 from experiments.classical import (JOINT_BINS, IntensityMap, JointIntensityMap, apply_filter, best_classical,
                                   choose, classical_filters)
 
@@ -86,6 +88,12 @@ VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
 
 Q3F_VARIANTS = ('spec-60ep', 'latent-32-60ep', 'latent-512-60ep', 'conv-encoder-60ep', 'resize-decoder-60ep',
                 'mse-loss-60ep')  # the rows of variants.png
+
+
+def split_of_run(config, data_dir):
+    """(the Split on the CPU, number of images) of a run, from its config and the folder it trained on."""
+    images, paths = load_dataset(data_dir, config.image_size)
+    return training.split_dataset(images, paths, config, torch.device('cpu')), len(paths)
 
 
 def run_dir(out, name, seed):
@@ -157,13 +165,13 @@ def evaluate_run(name, folder, timing, config, split, previous=None):
     in eval mode on the held-out images and on as many training images, each with one fixed noise draw; and
     its last save's with and without the self-ensemble, from `previous` (the last results.json's row of the
     same run) or else from its checkpoint, where that is kept."""
-    model = variants.build(*config.model_args())
+    model = variants.build(config.model, config.latent_size, config.image_size)
     seed, held_out, train_images = config.seed, split.held_out, split.train.size(0)
     saves = [row for row in read_validation(os.path.join(folder, VALIDATION_NAME))
-             if not training.follows_short_batch(row.iteration, train_images, config.batch_size)][-LAST_SAVES:]
+             if not follows_short_batch(row.iteration, train_images, config.batch_size)][-LAST_SAVES:]
     mean = lambda field: float(np.mean([getattr(row, field) for row in saves]))  # noqa: E731
     row = {'name': name, 'seed': seed, 'kind': 'network', 'noise_level': config.noise_level,
-            'model': config.model, 'latent_size': config.latent_size if model.has_latent else None,
+            'model': config.model, 'latent_size': config.latent_size if isinstance(model, AutoEncoder) else None,
             'loss': config.loss, 'parameters': sum(p.numel() for p in model.parameters()),
             'iterations': len(read_losses(os.path.join(folder, 'loss.txt'))),
             'saves_averaged': [row.iteration for row in saves],
@@ -204,12 +212,12 @@ def checkerboard_db(images, clean):
 @torch.no_grad()
 def last_save_scores(path, held_out):
     """Held-out scores of a finished run's last save (its checkpoint): PSNR as trained and averaged over the
-    eight symmetries of each input (variants.SelfEnsemble), and the checkerboard measure of its outputs."""
+    eight symmetries of each input (SelfEnsemble), and the checkerboard measure of its outputs."""
     model, _ = load_model(path, torch.device('cpu'))
     with training.evaluating(model):
         outputs = torch.cat([model(batch) for batch in held_out.noisy.split(64)]).float()
     return {'last_save_psnr': psnr(outputs, held_out.clean),
-            'self_ensemble_psnr': training.evaluate(variants.SelfEnsemble(model), held_out)[1],
+            'self_ensemble_psnr': training.evaluate(SelfEnsemble(model), held_out)[1],
             'checkerboard_db': checkerboard_db(outputs, held_out.clean)}
 
 

@@ -1,6 +1,8 @@
 """How the experiments' numbers are summarised, for run_experiments.py's tables and the report's alike."""
 import numpy as np
 
+from dae.config import batches_per_epoch
+
 
 def spread(values, digits=2, sign=False):
     """'mean ± sample std' of a few seeds' values (the std needs two), or the one value alone."""
@@ -8,6 +10,14 @@ def spread(values, digits=2, sign=False):
     if len(values) == 1:
         return format(values[0], form)
     return f'{format(np.mean(values), form)} ± {np.std(values, ddof=1):.{digits}f}'
+
+
+def follows_short_batch(iteration, train_images, batch_size):
+    """Whether a save comes right after an epoch's last batch when that batch is trained (2 images or more)
+    but under a quarter of a batch (674 images at 32 leave 2): BatchNorm's running averages move towards
+    two images' statistics, so such a save scores low in eval mode, and a run's score leaves it out."""
+    short = train_images % batch_size
+    return 2 <= short < batch_size // 4 and iteration % batches_per_epoch(train_images, batch_size) == 0
 
 
 def results_name(noise_level):

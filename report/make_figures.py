@@ -10,6 +10,7 @@ with the run's checkpoint (latent-source comparison, denoise.py demos).  Without
 report/run/ is read, so the report rebuilds on a machine that never trained.  Passages of report.md
 between <!-- BEGIN name --> and <!-- END name --> are rewritten; everything else is prose.
 """
+import dataclasses
 import json
 import os
 import re
@@ -24,8 +25,8 @@ from PIL import Image
 import torch
 
 from experiments.classical import best_classical
-from experiments.run_experiments import Q3F_VARIANTS
-from experiments.summary import seed_list, spread
+from experiments.run_experiments import Q3F_VARIANTS, split_of_run
+from experiments.summary import follows_short_batch, seed_list, spread
 
 from dae import cli, training
 from dae.files import atomic_write, copy_atomic, save_figure, write_text_atomic
@@ -33,8 +34,9 @@ from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range
 from dae.latents import data_latents, fitted_gaussian, user_draws
 from dae.loss_stats import centred_average, convergence_stats
 from dae.machine import machine_name
-from dae.run import RunConfig, load_checkpoint, load_model, model_of, read_losses, read_validation, save_weights
-from dae.training import split_of_run
+from dae.checkpoint import FORMAT, load_checkpoint, load_model, model_of
+from dae.config import RunConfig
+from dae.logs import read_losses, read_validation
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -334,7 +336,7 @@ def equal_time_unet(results, ratio, runs=os.path.join(ROOT, 'experiments', 'resu
         rows = sorted(read_validation(os.path.join(runs, 'unet', f'seed-{seed}', 'validation.csv')),
                       key=lambda r: r.iteration)
         kept = [r for r in rows if r.iteration <= stop and
-                not training.follows_short_batch(r.iteration, row['train_images'], RunConfig().batch_size)][-saves:]
+                not follows_short_batch(r.iteration, row['train_images'], RunConfig().batch_size)][-saves:]
         scores[seed] = (float(np.mean([r.psnr for r in kept])), kept[-1].iteration)
     return scores
 
@@ -409,7 +411,7 @@ def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
         log = f.read()
     train_images, batch_size = (int(re.search(pattern, log).group(1)) for pattern in
                                 (r'(\d+) images from', r'batch_size=(\d+)'))
-    scored = [row for row in rows if not training.follows_short_batch(row.iteration, train_images, batch_size)]
+    scored = [row for row in rows if not follows_short_batch(row.iteration, train_images, batch_size)]
     last = scored[-3:]
     table.append(f'| mean of the last 3 full-batch saves | | {np.mean([r.train_psnr for r in last]):.2f} dB | '
                  f'{np.mean([r.psnr for r in last]):.2f} dB | '
@@ -505,7 +507,7 @@ def novel_procedures_figure(count=16):
     training mode on the batch, the grid min-max scaled) and as asgn6.py does (eval mode, fixed range)."""
     import copy
     model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    latents = training.novel_latents(32, config.latent_size, training.Streams(config.seed), 'cpu')
+    latents = training.uniform_latents(32, config.latent_size, training.Streams(config.seed).novel_latents())
     starter = copy.deepcopy(model).train().decode(latents)  # a copy: training mode moves the running statistics
     starter = (starter - starter.min()) / (starter.max() - starter.min()) * 2 - 1
     ours = model.decode(latents)
@@ -548,6 +550,16 @@ def weights_psnr(model, config):
     clean = to_unit_range(load_dataset(os.path.join(ROOT, 'data'), config.image_size)[0])
     noisy = add_noise(clean, config.noise_level, user_draws(config.seed))
     return psnr(torch.cat([model(batch) for batch in noisy.split(256)]), clean)
+
+
+def save_weights(path, checkpoint, command):
+    """The trained model alone, in half precision (a quarter of a checkpoint): what denoise.py needs.
+    load_model reads it like a checkpoint; asgn6.py --resume refuses it."""
+    weights = {key: value.half() if value.is_floating_point() else value for key, value in checkpoint['model'].items()}
+    shipped = {'format': FORMAT, 'model': weights, 'config': dataclasses.asdict(checkpoint['config']),
+               'num_images': checkpoint['num_images'], 'iteration': checkpoint['iteration'], 'command': command,
+               'weights_only': True}
+    atomic_write(path, lambda tmp: torch.save(shipped, tmp))
 
 
 @torch.no_grad()

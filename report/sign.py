@@ -80,7 +80,10 @@ def main(argv=None):
         if args.no_build:
             return 0
         if not (shutil.which('pandoc') and shutil.which('pdflatex')):
-            print('pandoc or pdflatex is not installed: report.pdf left as it is (report/build rebuilds it)')
+            print('warning: report/report.pdf is NOT signed: it still carries no name, because pandoc or pdflatex is '
+                  'not installed. Install them (apt-get install pandoc texlive-latex-base texlive-latex-recommended '
+                  'texlive-fonts-recommended lmodern), then run report/build; report.md and the scripts are signed',
+                  file=sys.stderr)
             return 0
         if subprocess.run(['bash', os.path.join(ROOT, 'report', 'build')]).returncode:
             raise cli.Failure('report/build failed (its output is above); the files are signed')

@@ -5,7 +5,7 @@ from torchvision.transforms import functional as TF
 
 from dae import images
 from dae.cli import Progress, decode_progress
-from dae.run import RunConfig
+from dae.config import RunConfig
 from dae.training import split_dataset
 from conftest import write_images
 

@@ -10,8 +10,8 @@ from PIL import Image
 import asgn6
 import denoise
 from dae import variants
-from dae.run import load_checkpoint
-from dae.run import load_model, save_weights
+from dae.checkpoint import load_checkpoint, load_model
+from report.make_figures import save_weights
 from dae.denoising import BandedNoise, TiledDenoiser, read_image, to_tensor, to_uint8
 from dae.images import add_noise, psnr
 from dae.latents import fitted_gaussian, noisy_codes, user_draws

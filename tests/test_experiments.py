@@ -14,11 +14,11 @@ import asgn6
 from dae import cli
 import denoise
 from dae import variants
-from dae.run import load_checkpoint
+from dae.checkpoint import load_checkpoint
 from dae.images import find_images, load_dataset, psnr, to_unit_range
 from dae.machine import machine_name
-from dae.run import RunConfig
-from dae.training import MeasuredSet, Streams, held_out_split, rate_factor, split_dataset
+from dae.config import RunConfig
+from dae.training import MeasuredSet, Streams, held_out_split, split_dataset
 from conftest import call_main, train_args, write_images
 
 from experiments import classical, run_experiments
@@ -108,7 +108,7 @@ def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, ca
 
 
 def test_the_cosine_schedule_falls_from_the_starters_rates_to_nearly_zero():
-    values = [rate_factor(RunConfig(lr_schedule='cosine'), i, 100) for i in range(1, 101)]
+    values = [asgn6.rate_factor(RunConfig(lr_schedule='cosine'), i, 100) for i in range(1, 101)]
     assert values[0] == 1 and values[49] == pytest.approx(0.5, abs=0.02) and 0 < values[-1] < 0.001
     assert all(a > b for a, b in zip(values, values[1:]))
 
@@ -121,9 +121,9 @@ def test_the_residual_unet_trains_with_either_schedule_and_the_rates_follow_it(t
     assert status == 0, err
     checkpoint = load_checkpoint(tmp_path / 'out' / 'checkpoint.pt')
     assert checkpoint['iteration'] == 6 and checkpoint['config'].lr_schedule == schedule
-    factor = rate_factor(checkpoint['config'], 6, 6)
-    for key, rate in (('encoder_optimizer', 1e-3), ('decoder_optimizer', 2e-3)):
-        assert checkpoint[key]['param_groups'][0]['lr'] == pytest.approx(rate * factor, rel=1e-12)
+    factor = asgn6.rate_factor(checkpoint['config'], 6, 6)
+    for saved, rate in zip(checkpoint['optimizers'], (1e-3, 2e-3)):
+        assert saved['param_groups'][0]['lr'] == pytest.approx(rate * factor, rel=1e-12)
     # the schedule is part of the run: resuming with the other one is refused
     other = 'constant' if schedule == 'cosine' else 'cosine'
     status, out, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 3, '--resume',
@@ -226,7 +226,7 @@ def test_the_tables_leave_out_the_development_seed_where_test_seeds_are_there():
 
 
 def test_a_save_right_after_a_two_image_batch_is_left_out_of_the_score():
-    from dae.training import follows_short_batch
+    from experiments.summary import follows_short_batch
     # 674 training images at batch 32: 22 batches an epoch, the last of 2 images
     assert [i for i in range(1, 100) if follows_short_batch(i, 674, 32)] == [22, 44, 66, 88]
     assert not any(follows_short_batch(i, 749, 32) for i in range(1, 100))  # a last batch of 13

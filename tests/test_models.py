@@ -8,6 +8,7 @@ from torch import nn
 
 from check_models import TestDecoder, TestEncoder  # noqa: F401  (pytest collects the course-style size tests)
 from dae import variants
+from dae.denoising import SelfEnsemble
 from models import AutoEncoder, Decoder, Encoder
 from conftest import ROOT
 
@@ -75,7 +76,7 @@ def test_decoder_accepts_flat_latents():
 def test_the_self_ensemble_commutes_with_every_flip_and_turn_and_is_not_the_plain_model():
     torch.manual_seed(0)
     model = variants.UNet(width=4).eval()  # random weights: its output depends on which way up the input is
-    ensemble = variants.SelfEnsemble(model)
+    ensemble = SelfEnsemble(model)
     x = torch.rand(2, 3, 12, 12) * 2 - 1
     out = ensemble(x)
     turns = [lambda t: t, lambda t: t.flip(-1), lambda t: t.flip(-2), lambda t: t.flip(-2, -1),

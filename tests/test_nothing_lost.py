@@ -16,7 +16,7 @@ import denoise
 from dae import images
 import plot_loss
 from conftest import ROOT, call_main, signal_at, train_args, write_images
-from dae.run import load_checkpoint
+from dae.checkpoint import load_checkpoint
 from dae.run_folder import LOCK_NAME
 
 TINY = ('--latent-size', 16, '--batch-size', 4, '--log-interval', 1)
@@ -45,7 +45,7 @@ def test_a_fresh_run_into_another_runs_folder_is_refused_and_overwrite_replaces_
     status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY,
                                                             '--overwrite'), capsys)
     assert status == 0, err
-    assert sorted(set(os.listdir(out)) - {LOCK_NAME}) == ['checkpoint.pt', 'loss.txt', 'novel-000003.png',
+    assert sorted(name for name in os.listdir(out) if not name.endswith('.lock')) == ['checkpoint.pt', 'loss.txt', 'novel-000003.png',
                                                           'sample-000003.png']
     assert load_checkpoint(out / 'checkpoint.pt')['iteration'] == 3
 
@@ -106,7 +106,7 @@ def test_resume_takes_the_paths_and_settings_it_is_not_given_from_the_checkpoint
     assert call_main(asgn6.main, first, capsys)[0] == 0
     status, printed, err = call_main(asgn6.main, ['--output-dir', 'x', '--epochs', 2, '--resume'], capsys)
     assert status == 0, err
-    assert 'loss_file=x/losses.txt' in printed  # found beside the checkpoint, as the first run named it
+    assert 'losses to x/losses.txt' in printed  # found beside the checkpoint, as the first run named it
     assert '--latent-size 16' in printed and '--batch-size 4' in printed
     assert '--save-interval' not in printed  # it changes no number, so it is not stored
     assert not (tmp_path / 'loss.txt').exists()
@@ -159,7 +159,7 @@ def test_artefacts_get_the_mode_a_plain_open_would_give(tmp_path, capsys, image_
         assert call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)[0] == 0
     finally:
         os.umask(old)
-    files = sorted(path for path in (tmp_path / 'out').iterdir() if path.name != LOCK_NAME)
+    files = sorted(path for path in (tmp_path / 'out').iterdir() if not path.name.endswith('.lock'))  # the run's locks
     assert len(files) == 4
     assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {path.name: oct(mode) for path in files}
 

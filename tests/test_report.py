@@ -49,7 +49,7 @@ def test_the_reports_latent_statistics_are_what_the_shipped_weights_give(tmp_pat
 
 
 def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
-    from dae.run import Validation
+    from dae.logs import Validation
     # 5 iterations per epoch, a save every 2: the saves at 10 and 20 follow an epoch's last batch
     psnrs = {2: 10.0, 4: 11.0, 6: 12.0, 8: 13.0, 10: 11.0, 12: 14.0, 14: 15.0, 16: 16.0, 18: 17.0, 20: 16.0}
     rows = [Validation(i, 0.1, p, 9.0, 0.1, p + 1, 9.0) for i, p in psnrs.items()]
@@ -103,7 +103,7 @@ def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_h
 
 
 def test_the_unet_at_equal_wall_time_is_its_own_run_stopped_where_the_time_runs_out(tmp_path):
-    from dae.run import Validation, save_validation
+    from dae.logs import Validation, save_validation
     folder = tmp_path / 'unet' / 'seed-2'
     folder.mkdir(parents=True)
     # 674 training images at batch 32: 22 iterations an epoch, so the save at 66 follows a short batch
@@ -163,17 +163,17 @@ def test_the_committed_notebook_holds_the_reports_written_answers(tmp_path):
 def test_the_shipped_denoiser_scores_what_its_run_recorded():
     import json
     import torch
-    from dae import variants
     from dae import training
-    from dae.run import load_model
-    from dae.training import split_of_run
+    from dae.checkpoint import load_model
+    from dae.denoising import SelfEnsemble
+    from experiments.run_experiments import split_of_run
     model, config = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
     split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
     with open(os.path.join(ROOT, 'experiments', 'results', 'results.json')) as f:
         row = next(row for row in json.load(f)['networks'] if row['name'] == 'residual-unet+cosine+mse+augment-160ep'
                    and row['seed'] == config.seed)
     # half-precision weights, and another CPU class rounds the network's floats differently: a hundredth of a dB
-    for net, key in ((model, 'last_save_psnr'), (variants.SelfEnsemble(model), 'self_ensemble_psnr')):
+    for net, key in ((model, 'last_save_psnr'), (SelfEnsemble(model), 'self_ensemble_psnr')):
         assert training.evaluate(net, split.held_out)[1] == pytest.approx(row[key], abs=0.02)
 
 
