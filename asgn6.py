@@ -20,14 +20,13 @@ from dataclasses import dataclass
 
 from dae import cli
 from dae.config import FIELDS, RunConfig, as_flag, resumed_config, total_iterations
-
-CHECKPOINT_NAME, VALIDATION_NAME = 'checkpoint.pt', 'validation.csv'  # as dae.checkpoint and dae.logs name them
+from dae.run_folder import CHECKPOINT_NAME, VALIDATION_NAME, RunLock, refuse_to_replace, run_outputs
 
 
 @dataclass(frozen=True)
 class Invocation:
-    """Where and how this call trains: folders, device, intervals, resuming.  None of it changes a number, and
-    none of it is stored: a checkpoint holds the RunConfig alone, and names no folder of the machine."""
+    """Where and how this call trains.  None of it changes a number, and none of it is stored: a checkpoint holds
+    the RunConfig alone, so that it names no folder of the machine that wrote it."""
     data_dir: str = 'data'
     output_dir: str = 'samples'
     loss_file: str = 'loss.txt'
@@ -40,19 +39,18 @@ class Invocation:
 
 
 def build_parser():
-    """The flags, with no argparse defaults (SUPPRESS): the namespace holds only the flags typed, and the
-    defaults are RunConfig's and Invocation's, which the help quotes."""
+    """The flags, with no argparse defaults (SUPPRESS): the namespace holds the flags typed, and the defaults are
+    RunConfig's and Invocation's, which the help quotes."""
     run, call = RunConfig, Invocation
     p = cli.ArgumentParser('asgn6.py', __doc__, argument_default=argparse.SUPPRESS)
-    p.add_argument('--data-dir', help='folder of training images, sub-folders included (the course\'s '
-                   'data/pokemon/*.png, or a flat folder); resized and centre-cropped (default: '
-                   f'{call.data_dir}, here or beside asgn6.py)')
-    p.add_argument('--image-size', type=cli.positive_int(), help='side of the training images; the assignment\'s '
+    p.add_argument('--data-dir', help="training images, sub-folders included (the course's data/pokemon/*.png, or a "
+                   f'flat folder); resized and centre-cropped (default: {call.data_dir}, here or beside asgn6.py)')
+    p.add_argument('--image-size', type=cli.positive_int(), help="side of the training images; the assignment's "
                    f'decoder makes 64x64 images, so only 64 is accepted (default: {run.image_size})')
-    p.add_argument('--latent-size', type=cli.positive_int(),
-                   help=f'size z_dim of the latent code (default: {run.latent_size})')
-    p.add_argument('--batch-size', type=cli.positive_int(2), help='images per iteration; an epoch\'s last batch '
-                   f'holds the rest, skipped if it is one image (BatchNorm needs two) (default: {run.batch_size})')
+    p.add_argument('--latent-size', type=cli.positive_int(), help=f'z_dim, the size of the code (default: '
+                   f'{run.latent_size})')
+    p.add_argument('--batch-size', type=cli.positive_int(2), help="images per iteration; an epoch's last batch holds "
+                   f'the rest, skipped if it is one image (BatchNorm needs two) (default: {run.batch_size})')
     p.add_argument('--epochs', type=cli.positive_int(), help=f'passes through the data (default: {run.epochs})')
     p.add_argument('--log-interval', type=cli.positive_int(),
                    help=f'iterations between progress lines (default: {call.log_interval})')
@@ -77,13 +75,12 @@ def build_parser():
     cli.add_device_flag(p)  # its default, auto, is Invocation's too
     p.add_argument('--precision', choices=['fp32', 'bf16'], help='bf16 autocast is faster only with bf16 '
                    f'arithmetic in hardware (benchmarks/README.md) (default: {run.precision})')
-    p.add_argument('--comparable-grids', action='store_true', help='grids that compare across saves: the fixed '
-                   'range [-1, 1], and novel images decoded in eval mode from one batch of latents for the whole '
-                   "run (default: the starter's grids, each rescaled to its own range, and a fresh novel batch "
-                   'decoded in training mode at every save)')
-    p.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT', help='continue the run of '
-                   f'CHECKPOINT, or of the run folder it names (default when given alone: OUTPUT_DIR/{CHECKPOINT_NAME})'
-                   "; flags not given are its run's (default: off)")
+    p.add_argument('--comparable-grids', action='store_true', help='grids that compare across saves: the range '
+                   '[-1, 1], and one batch of latents for the run, decoded in eval mode (default: the starter\'s: '
+                   'each grid rescaled to its own range, a fresh novel batch decoded in training mode at every save)')
+    p.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT', help='continue the run of CHECKPOINT '
+                   f'or of the run folder it names (given alone: OUTPUT_DIR/{CHECKPOINT_NAME}); flags not given are '
+                   "its run's (default: off)")
     p.add_argument('--overwrite', action='store_true', help="start afresh over another run's files (default: off)")
     return p
 
@@ -94,16 +91,16 @@ def parse_args(argv):
     given = vars(parser.parse_args(argv))
     if given.get('image_size', RunConfig.image_size) != 64:
         parser.error("argument --image-size: the assignment's decoder outputs 64x64 images, so it must be 64")
-    invocation_fields = [field.name for field in dataclasses.fields(Invocation)]
+    places = [field.name for field in dataclasses.fields(Invocation)]
     return (RunConfig(**{key: value for key, value in given.items() if key in FIELDS}),
-            Invocation(**{key: value for key, value in given.items() if key in invocation_fields}), given)
+            Invocation(**{key: value for key, value in given.items() if key in places}), given)
 
 
 if __name__ == '__main__':  # before torch loads, which takes seconds: --help and a mistyped flag answer at once,
     parse_args(sys.argv[1:])  # and a Ctrl-C meanwhile stops in one line
     cli.exit_on_ctrl_c('asgn6.py: stopped while loading; nothing was saved')
 
-import torch  # after the flags: see above (E402 is allowed here in pyproject.toml)
+import torch  # after the flags: see above (pyproject.toml allows these late imports here)
 import torch.nn.functional as F
 
 import models
@@ -112,7 +109,6 @@ from dae.checkpoint import FORMAT, load_checkpoint
 from dae.files import atomic_write, check_can_create, make_folder
 from dae.images import add_noise, load_dataset, save_grid, to_unit_range
 from dae.logs import Validation, holds_losses_of, save_losses, save_validation
-from dae.run_folder import RunLock, refuse_to_replace, run_outputs
 from dae.training import Streams
 
 LEARNING_RATES = (1e-3, 2e-3)  # the starter's: encoder, decoder
@@ -120,14 +116,11 @@ LOSSES = {'l1': F.l1_loss, 'mse': F.mse_loss}
 EMBEDDED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
 
 
-# ----------------------------------------------------------------------------- the data
-
 def get_data(config, invocation, device):
     """(the run's Split, its training images on the device as bytes; the number of images found), checked."""
     inside = os.path.realpath(invocation.output_dir).startswith(os.path.realpath(invocation.data_dir) + os.sep)
     if inside:
-        print(f'note: --output-dir {invocation.output_dir} is inside --data-dir {invocation.data_dir}: '
-              'its images are left out')
+        print(f'note: --output-dir {invocation.output_dir} is inside --data-dir: its images are left out')
     with cli.about('--data-dir'):
         images, paths = load_dataset(invocation.data_dir, config.image_size,
                                      skip=[invocation.output_dir] if inside else [], on_progress=cli.decode_progress())
@@ -144,12 +137,9 @@ def get_data(config, invocation, device):
     return split, len(paths)
 
 
-# ----------------------------------------------------------------------------- the models and their state
-
 def create_models(config, device):
-    """E and D of models.py joined as one auto-encoder (or a Q3(f) variant), on the device in channels_last (the
-    faster layout on CPUs), and the starter's two Adams: one for the encoder, one for the decoder (for a U-Net:
-    its contracting and its expanding path)."""
+    """E and D of models.py joined as one auto-encoder (or a Q3(f) variant) on the device, in channels_last (the
+    faster layout on CPUs), and the starter's two Adams: the encoder's and the decoder's (a U-Net's two paths)."""
     Streams(config.seed).seed_weights()
     try:
         model = variants.build(config.model, config.latent_size, config.image_size)
@@ -178,9 +168,9 @@ class TrainingState:
 
     def state_dict(self):
         return {'model': self.model.state_dict(), 'optimizers': [opt.state_dict() for opt in self.optimizers],
-                'iteration': self.iteration, 'losses': list(self.losses),
-                'validation': [list(row) for row in self.validation], 'noise_rng': self.noise.get_state(),
-                'noise_rng_device': self.noise.device.type, 'torch_rng': torch.get_rng_state()}
+                'iteration': self.iteration, 'losses': list(self.losses), 'validation': [list(row) for row in
+                self.validation], 'noise_rng': self.noise.get_state(), 'noise_rng_device': self.noise.device.type,
+                'torch_rng': torch.get_rng_state()}
 
     def load_state_dict(self, state, streams):
         self.model.load_state_dict(state['model'])
@@ -192,29 +182,14 @@ class TrainingState:
         else:  # another kind of device has another kind of generator: the run goes on, not bit for bit
             print(f"note: checkpoint written on {state['noise_rng_device']}; the noise will not repeat exactly",
                   file=sys.stderr)
-            self.noise = streams.training_noise(self.noise.device, state['iteration'])
+            self.noise = streams.noise_generator(self.noise.device, state['iteration'])
         self.iteration, self.losses = state['iteration'], list(state['losses'])
         self.validation = [Validation(*row) for row in state['validation']]
 
 
-def start_state(config, checkpoint, device, num_images):
-    """The models and optimisers, freshly seeded, or as the checkpoint left them."""
-    model, optimizers = create_models(config, device)
-    streams = Streams(config.seed)
-    state = TrainingState(model, optimizers, streams.training_noise(device))
-    if checkpoint is not None:
-        if checkpoint['num_images'] != num_images:
-            raise cli.UsageError(f'--resume: the checkpoint was trained on {checkpoint["num_images"]} images, '
-                                 f'--data-dir has {num_images}')
-        state.load_state_dict(checkpoint, streams)
-    return state
-
-
-# ----------------------------------------------------------------------------- training
-
 def rate_factor(config, iteration, total):
-    """The factor of the starter's rates: 1 throughout, or half a cosine from 1 at the first iteration to nearly
-    0 at the last (SGDR without restarts), so that a run of fixed length ends in small, careful steps."""
+    """1 throughout, or half a cosine from 1 at the first iteration to nearly 0 at the last (SGDR without restarts),
+    so that a run of fixed length ends in small, careful steps."""
     return 1.0 if config.lr_schedule == 'constant' else 0.5 * (1 + math.cos(math.pi * (iteration - 1) / total))
 
 
@@ -229,7 +204,7 @@ def train_models(state, split, config, invocation, num_images, stop):
                                                    state.iteration + 1, total, device):
         clean = to_unit_range(split.train[indices])
         if config.augment:
-            clean = training.symmetries(clean, streams.augmentation(iteration))
+            clean = training.symmetries(clean, streams.augmentation_generator(iteration))
         clean = clean.contiguous(memory_format=torch.channels_last)
         noisy = add_noise(clean, config.noise_level, state.noise)  # clamp(clean + U[-L, L], -1, 1)
         for optimizer, rate in zip(state.optimizers, LEARNING_RATES):
@@ -288,15 +263,13 @@ def measure(state, split):
           f'training images: PSNR {row.train_psnr:.2f} dB (noisy {row.train_noisy_psnr:.2f} dB)', flush=True)
 
 
-# ----------------------------------------------------------------------------- what a save writes
-
 @torch.no_grad()
 def decode_novel(model, config, iteration, comparable):
-    """The starter's novel batch: fresh at every save (here from a stream of its own), decoded in training mode,
-    so BatchNorm uses the batch's own statistics; the running statistics are put back after, so that the
-    pictures change nothing eval mode reads.  --comparable-grids: one batch for the run, in eval mode."""
+    """The starter's novel batch: fresh at every save (from a stream of its own), decoded in training mode, so
+    BatchNorm uses the batch's own statistics; the running statistics are put back after, so that the pictures
+    change nothing eval mode reads.  --comparable-grids: one batch for the whole run, in eval mode."""
     streams, device = Streams(config.seed), next(model.parameters()).device
-    generator = streams.novel_latents() if comparable else streams.save_latents(iteration)
+    generator = streams.novel_latent_generator() if comparable else streams.save_latent_generator(iteration)
     latents = training.uniform_latents(config.batch_size, config.latent_size, generator).to(device)
     if comparable:
         with training.evaluating(model):
@@ -336,8 +309,6 @@ def save_progress(state, config, invocation, num_images):
                           f'{state.iteration} and holds every loss so far') from None
 
 
-# ----------------------------------------------------------------------------- resuming, the output folder, main
-
 def resumed(invocation, given):
     """(config, invocation, checkpoint) of a resumed run: what was not given comes from the checkpoint, and the
     output folder and loss file are found from the checkpoint's own place."""
@@ -346,7 +317,7 @@ def resumed(invocation, given):
     with cli.about('--resume'):
         checkpoint = load_checkpoint(path)
     if checkpoint.get('weights_only'):
-        raise cli.UsageError(f'--resume {path}: holds a model\'s weights only, with no optimiser state to train on '
+        raise cli.UsageError(f"--resume {path}: holds a model's weights only, with no optimiser state to train on "
                              'from; resume from the OUTPUT_DIR/checkpoint.pt of a run')
     config, taken = resumed_config(checkpoint['config'], given)
     if taken:
@@ -358,7 +329,7 @@ def resumed(invocation, given):
         places['loss_file'] = os.path.normpath(os.path.join(folder, checkpoint['loss_file']))
     invocation = dataclasses.replace(invocation, **places)
     if os.path.isfile(invocation.loss_file) and not holds_losses_of(invocation.loss_file, checkpoint['losses']):
-        raise cli.UsageError(f'--loss-file {invocation.loss_file}: holds losses that are not this checkpoint\'s '
+        raise cli.UsageError(f"--loss-file {invocation.loss_file}: holds losses that are not this checkpoint's "
                              '(another run wrote it); give this run its own --loss-file')
     print(f'resuming {path}: grids and checkpoint to {invocation.output_dir}, losses to {invocation.loss_file}')
     return config, invocation, checkpoint
@@ -387,9 +358,7 @@ def train(config, invocation, given, argv):
     if 'data_dir' not in given and not os.path.isdir(invocation.data_dir) and os.path.isdir(EMBEDDED_DATA):
         print(f'note: no folder {invocation.data_dir} here; training on the embedded images in {EMBEDDED_DATA}')
         invocation = dataclasses.replace(invocation, data_dir=EMBEDDED_DATA)
-    checkpoint = None
-    if invocation.resume:
-        config, invocation, checkpoint = resumed(invocation, given)
+    config, invocation, checkpoint = resumed(invocation, given) if invocation.resume else (config, invocation, None)
     with cli.about('--output-dir'):
         check_can_create(invocation.output_dir, is_folder=True)
     with cli.about('--loss-file'):
@@ -400,25 +369,19 @@ def train(config, invocation, given, argv):
         print('run: ' + ' '.join(f'{key}={value}' for key, value in dataclasses.asdict(config).items()), flush=True)
         print(f'device {device}; grids and checkpoint to {invocation.output_dir}, losses to {invocation.loss_file}; a '
               f'line every {invocation.log_interval} iterations, a save every {invocation.save_interval}', flush=True)
-        return train_locked(config, invocation, device, checkpoint, lock, argv)
-
-
-def train_locked(config, invocation, device, checkpoint, lock, argv):
-    """The rest of train(), with the run's locks held."""
-    split, num_images = get_data(config, invocation, device)
-    state = start_state(config, checkpoint, device, num_images)
-    total = total_iterations(config, num_images)
-    if state.iteration >= total:
-        print(f'asgn6.py: the run is already complete at iteration {state.iteration} of {total} (--epochs '
-              f'{config.epochs}); to train on, resume with a larger --epochs')
-        return 0
-    per_epoch = total // config.epochs
-    print(f'{split.train.size(0)} images from {invocation.data_dir}, {per_epoch} iteration'
-          f'{"s" if per_epoch > 1 else ""} per epoch, starting at iteration {state.iteration + 1}', flush=True)
-
-    claim_output(invocation, lock)
-    with cli.StopRequest() as stop:
-        train_models(state, split, config, invocation, num_images, stop)
+        split, num_images = get_data(config, invocation, device)
+        state = start_state(config, checkpoint, device, num_images)
+        total = total_iterations(config, num_images)
+        if state.iteration >= total:
+            print(f'asgn6.py: the run is already complete at iteration {state.iteration} of {total} (--epochs '
+                  f'{config.epochs}); to train on, resume with a larger --epochs')
+            return 0
+        per_epoch = total // config.epochs
+        print(f'{split.train.size(0)} images from {invocation.data_dir}, {per_epoch} iteration'
+              f'{"s" if per_epoch > 1 else ""} per epoch, starting at iteration {state.iteration + 1}', flush=True)
+        claim_output(invocation, lock)
+        with cli.StopRequest() as stop:
+            train_models(state, split, config, invocation, num_images, stop)
     if stop.signum is not None:
         print(f'stopped at iteration {state.iteration}/{total}; {invocation.loss_file} and checkpoint saved. To '
               f'continue:\n  {resume_command(argv, invocation)}', flush=True)
@@ -428,8 +391,21 @@ def train_locked(config, invocation, device, checkpoint, lock, argv):
     return 0
 
 
+def start_state(config, checkpoint, device, num_images):
+    """The models and optimisers, freshly seeded, or as the checkpoint left them."""
+    model, optimizers = create_models(config, device)
+    streams = Streams(config.seed)
+    state = TrainingState(model, optimizers, streams.noise_generator(device))
+    if checkpoint is not None:
+        if checkpoint['num_images'] != num_images:
+            raise cli.UsageError(f'--resume: the checkpoint was trained on {checkpoint["num_images"]} images, '
+                                 f'--data-dir has {num_images}')
+        state.load_state_dict(checkpoint, streams)
+    return state
+
+
 def resume_command(argv, invocation):
-    """The command that continues this run, pasteable into a shell."""
+    """The command that continues this run, to paste into a shell."""
     resume = [arg for arg in argv if arg != '--overwrite'] + ([] if invocation.resume else ['--resume'])
     return cli.shell_command(os.path.relpath(__file__), resume)
 

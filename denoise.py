@@ -24,14 +24,15 @@ import torch
 from PIL import Image
 
 from dae import cli
-from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint, model_of
+from dae.checkpoint import load_checkpoint
+from dae.run_folder import CHECKPOINT_NAME
 from dae.config import total_iterations
 from dae.images import add_noise, find_images, load_dataset, psnr, save_grid
 from dae.latents import data_latents, user_draws
 from dae.training import uniform_latents
 from dae.files import check_can_create, make_folder
-from dae.denoising import (BandedNoise, SelfEnsemble, TiledDenoiser, read_image, save_pixels, save_png_bands,
-                           side_by_side, to_tensor)
+from dae.denoising import (BandedNoise, SelfEnsemble, TiledDenoiser, model_of, read_image, save_pixels,
+                           save_png_bands, side_by_side, to_tensor)
 from models import AutoEncoder
 
 COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies side by side) is left out
@@ -206,7 +207,6 @@ def denoise_files(job, paths):
     for name, path in paths.items():
         name = unused_stem(job.out, name, OWN_OUTPUTS)
         try:
-            input_notes(path, job.noise_level)
             gains = (denoise_resized if job.image_size else denoise_full_size)(job, path, name)
         except cli.UsageError as error:
             if len(paths) == 1:  # the one image asked for: its own error, in one line
@@ -214,6 +214,7 @@ def denoise_files(job, paths):
             print(f'warning: skipping {error}', file=sys.stderr)
             skipped += 1
             continue
+        input_notes(path, job.noise_level)  # the file is an image: it was denoised
         gain = '' if gains is None else f' | PSNR noisy {gains[0]:.2f} dB -> denoised {gains[1]:.2f} dB'
         print(f'{path} -> {os.path.join(job.out, name)}-denoised.png{gain}')
     return skipped

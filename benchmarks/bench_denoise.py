@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from dae import cli
-from dae.checkpoint import load_model
+from dae.denoising import load_model
 from models import AutoEncoder
 from dae.denoising import TILE, BandedNoise, TiledDenoiser, read_image, to_uint8
 from dae.images import find_images, psnr, to_unit_range

@@ -13,7 +13,12 @@ down affects them alike:
   asgn6-bf16   python asgn6.py --precision bf16: bf16 autocast, fast only with bf16 arithmetic in hardware
 With --models, asgn6.py's default step for each named network instead (the report's equal-time comparison).
 """
+import contextlib
+import io
+import math
 import os
+import re
+import runpy
 import shutil
 import statistics
 import subprocess
@@ -31,13 +36,16 @@ MODES = {'starter': ['-m', 'benchmarks.starter_loop'], 'asgn6-fp32': ['asgn6.py'
 MODELS = ('spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet')
 
 
-def run_process(arguments, epochs, folder, device):
-    """Wall seconds and peak resident MiB of one training process of `epochs` epochs, its files in `folder`."""
+def run_process(arguments, epochs, folder, device, in_process=False):
+    """(wall seconds, peak resident MiB, what it printed) of one training run of `epochs` epochs: a process of its
+    own, or with in_process the same script run inside this process, as runpy runs it (no peak memory then)."""
     out = tempfile.mkdtemp(dir=folder)
     command = [sys.executable, *arguments, '--data-dir', os.path.join(folder, 'images'), '--epochs', str(epochs),
                '--loss-file', os.path.join(out, 'loss.txt'), '--device', device]
     if arguments[0] == 'asgn6.py':
         command += ['--output-dir', out, '--save-interval', '1000000', '--log-interval', '1000000']
+    if in_process:
+        return run_here(command[1:], out)
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = process.stdout.read()
@@ -47,7 +55,30 @@ def run_process(arguments, epochs, folder, device):
     if process.returncode != 0:
         raise cli.Failure(f'{" ".join(command)} stopped with status {process.returncode}:\n{output.strip()}')
     shutil.rmtree(out)
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, output
+
+
+def run_here(arguments, out):
+    """The script of `arguments` (['asgn6.py', ...] or ['-m', MODULE, ...]) run in this process, as its own
+    process would run it, its output captured; for comparison with whole processes only."""
+    script, argv = (arguments[1].replace('.', '/') + '.py', arguments[2:]) if arguments[0] == '-m' else \
+        (arguments[0], arguments[1:])
+    saved, printed = (sys.argv, os.getcwd()), io.StringIO()
+    sys.argv, start = [script, *argv], time.perf_counter()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            runpy.run_path(os.path.join(ROOT, script), run_name='__main__')
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code or 0
+    finally:
+        sys.argv = saved[0]
+        os.chdir(saved[1])
+    if status:
+        raise cli.Failure(f'{" ".join(arguments)} stopped with status {status}:\n{printed.getvalue().strip()}')
+    shutil.rmtree(out)
+    return time.perf_counter() - start, float('nan'), printed.getvalue()
 
 
 def copy_images(data_dir, count, folder):
@@ -75,6 +106,9 @@ def main(argv=None):
     parser.add_argument('--models', nargs='+', choices=MODELS, metavar='MODEL', help="time asgn6.py's default "
                         f'step for these networks instead, the first as the baseline; of {", ".join(MODELS)} '
                         '(default: off)')
+    parser.add_argument('--in-process', action='store_true', help='run each script inside this one process, all of '
+                        'them in turn, instead of as a process of its own: to see what sharing a process does to the '
+                        'timings (benchmarks/README.md) (default: off)')
     cli.add_device_flag(parser)
     args = parser.parse_args(argv)
     return cli.report_errors('bench_train.py', lambda: run(args))
@@ -85,6 +119,7 @@ def run(args):
     modes = {name: ['asgn6.py', '--model', name] for name in args.models} if args.models else \
         {name: MODES[name] for name in args.modes}
     results = {name: [] for name in modes}  # (seconds an iteration, wall time of the long run, peak MiB)
+    loading = []  # the starter's share of its long run spent loading batches
     with tempfile.TemporaryDirectory() as folder:
         count = copy_images(args.data_dir, args.images, folder)
         per_epoch = batches_per_epoch(count, 32)
@@ -93,12 +128,18 @@ def run(args):
               f'{args.rounds} round(s), device {device}, {os.cpu_count()} cores', flush=True)
         for round_ in range(args.rounds):
             for name, arguments in modes.items():
-                short, _ = run_process(arguments, 1, folder, device)
-                long, peak = run_process(arguments, args.epochs, folder, device)
+                short, _, _ = run_process(arguments, 1, folder, device, args.in_process)
+                long, peak, output = run_process(arguments, args.epochs, folder, device, args.in_process)
                 results[name].append(((long - short) / iterations, long, peak))
+                found = re.search(r'of which ([\d.]+) s loading', output)
+                if found:
+                    loading.append(float(found.group(1)) / long)
             print(f'round {round_ + 1}/{args.rounds}: ' + ', '.join(
                 f'{name} {1000 * r[-1][0]:.0f} ms/it' for name, r in results.items()), flush=True)
     report(results, args.epochs * per_epoch)
+    if loading:
+        print(f'starter: {100 * statistics.median(loading):.1f}% of its long run went to loading batches (the '
+              'DataLoader decoding and resizing every PNG)')
     return 0
 
 
@@ -111,10 +152,10 @@ def report(results, long_iterations):
     print('|---|---|---|---|---|---|')
     for name, rounds in results.items():
         per_iteration = [1000 * seconds for seconds, _, _ in rounds]
-        median = statistics.median(per_iteration)
+        median, peak = statistics.median(per_iteration), max(peak for _, _, peak in rounds)
+        memory = '-' if math.isnan(peak) else f'{peak:.0f} MiB'  # a run inside this process has none of its own
         print(f'| {name} | {median:.0f} | {min(per_iteration):.0f}-{max(per_iteration):.0f} | '
-              f'{1000 * base / median:.2f}x | {statistics.median(wall for _, wall, _ in rounds):.1f} s | '
-              f'{max(peak for _, _, peak in rounds):.0f} MiB |')
+              f'{1000 * base / median:.2f}x | {statistics.median(wall for _, wall, _ in rounds):.1f} s | {memory} |')
 
 
 if __name__ == '__main__':

@@ -40,9 +40,11 @@ def train(args):
     E, D = models.Encoder(128, 64).to(device), models.Decoder(128, 64).to(device)
     E_optimizer = torch.optim.Adam(E.parameters(), lr=1e-3, betas=(0.5, 0.999))
     D_optimizer = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.5, 0.999))
-    losses, start = [], time.perf_counter()
+    losses, start, loading = [], time.perf_counter(), 0.0
     for epoch in range(args.epochs):
+        tick = time.perf_counter()
         for clean, _ in loader:
+            loading += time.perf_counter() - tick  # the DataLoader decoded and resized this batch's PNGs
             noisy = (clean + 2 * (torch.rand(clean.size()) - 0.5)).clamp(-1, 1)
             clean, noisy = clean.to(device), noisy.to(device)
             E_optimizer.zero_grad()
@@ -52,8 +54,9 @@ def train(args):
             E_optimizer.step()
             D_optimizer.step()
             losses.append(loss.item())
+            tick = time.perf_counter()
         print(f'epoch {epoch + 1}/{args.epochs}: {len(losses)} iterations, loss {losses[-1]:.4f}, '
-              f'{time.perf_counter() - start:.1f} s', flush=True)
+              f'{time.perf_counter() - start:.1f} s, of which {loading:.1f} s loading batches', flush=True)
     with open(args.loss_file, 'w') as f:
         f.write(''.join(f'{loss}\n' for loss in losses))
     return 0

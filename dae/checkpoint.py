@@ -1,6 +1,5 @@
-"""Reading a run's checkpoint, or shipped weights, in any format asgn6.py has written, and the trained model
-in it.  asgn6.py writes the checkpoint (its save_checkpoint); `upgrade` is the one place that knows older
-formats."""
+"""Reading a run's checkpoint, or shipped weights, in any format asgn6.py has written: asgn6.py writes it (its
+save_progress), and `upgrade` is the one place that knows older formats."""
 import os
 
 import torch
@@ -8,8 +7,8 @@ import torch
 from dae import variants
 from dae.config import FIELDS, RunConfig
 from dae.errors import UsageError
+from dae.run_folder import CHECKPOINT_NAME
 
-CHECKPOINT_NAME = 'checkpoint.pt'
 FORMAT = 4  # 1 held the command line as 'args'; 2 nested the model's settings; 3 the two parts' weights apart
 
 
@@ -57,20 +56,3 @@ def load_checkpoint(path):
     except (KeyError, TypeError) as error:
         raise UsageError(f'{path}: not a checkpoint of this asgn6.py ({error})')
     return checkpoint
-
-
-def model_of(checkpoint, device, path):
-    """The trained model of a loaded checkpoint, in eval mode on `device`."""
-    config = checkpoint['config']
-    try:
-        model = variants.build(config.model, config.latent_size, config.image_size).to(device)
-        model.load_state_dict(checkpoint['model'])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise UsageError(f'{path}: not a checkpoint of this models.py ({str(error).strip().splitlines()[0]})')
-    return model.eval()
-
-
-def load_model(path, device):
-    """(the trained model in eval mode on `device`, its run's RunConfig), from a checkpoint of any device."""
-    checkpoint = load_checkpoint(path)
-    return model_of(checkpoint, device, path), checkpoint['config']

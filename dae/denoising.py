@@ -1,7 +1,7 @@
-"""Denoising a user's images (denoise.py, the experiments, the benchmarks): the self-ensemble, reading a file
-the user named, and an image of any size with a fully convolutional model in bounded memory: the image stays
-as bytes, tiles become floats one at a time, and each finished band of output rows is compressed into the
-PNG at once by a small streaming PNG writer."""
+"""Using a trained model (denoise.py, the experiments, the report, the benchmarks): loading it, the
+self-ensemble, reading a file the user named, and denoising an image of any size with a fully convolutional
+model in bounded memory: the image stays as bytes, tiles become floats one at a time, and each finished band
+of output rows is compressed into the PNG at once by a small streaming PNG writer."""
 import os
 import struct
 import zlib
@@ -11,9 +11,28 @@ import torch
 from PIL import Image
 from torch import nn
 
+from dae import variants
+from dae.checkpoint import load_checkpoint
 from dae.errors import UsageError
 from dae.files import atomic_write
 from dae.images import UnreadableImage, load_image, psnr_of_mse, to_unit_range
+
+
+def model_of(checkpoint, device, path):
+    """The trained model of a loaded checkpoint, in eval mode on `device`."""
+    config = checkpoint['config']
+    try:
+        model = variants.build(config.model, config.latent_size, config.image_size).to(device)
+        model.load_state_dict(checkpoint['model'])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise UsageError(f'{path}: not a checkpoint of this models.py ({str(error).strip().splitlines()[0]})')
+    return model.eval()
+
+
+def load_model(path, device):
+    """(the trained model in eval mode on `device`, its run's RunConfig), from a checkpoint of any device."""
+    checkpoint = load_checkpoint(path)
+    return model_of(checkpoint, device, path), checkpoint['config']
 
 
 class SelfEnsemble(nn.Module):

@@ -21,33 +21,33 @@ class Streams:
     def seed_weights(self):
         torch.manual_seed(self.seed)  # nn.Module initialisation draws from torch's global generator
 
-    def epoch_order(self, epoch):
+    def order_generator(self, epoch):
         return torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # a function of (seed, epoch) alone
 
-    def training_noise(self, device, iteration=0):
+    def noise_generator(self, device, iteration=0):
         # iteration > 0: a resume whose saved generator belongs to another kind of device
         return torch.Generator(device=device).manual_seed(self.seed + iteration)
 
-    def novel_latents(self):
+    def novel_latent_generator(self):
         return torch.Generator().manual_seed(self.seed + 1)
 
-    def save_latents(self, iteration):
+    def save_latent_generator(self, iteration):
         # the starter's fresh novel batch at each save, drawn apart from every training stream
         return torch.Generator().manual_seed(self.seed * 1_000_037 + iteration)  # of (seed, iteration) alone
 
-    def held_out_split(self):
+    def split_generator(self):
         return torch.Generator().manual_seed(self.seed + 2)
 
-    def held_out_noise(self, device):
+    def held_out_noise_generator(self, device):
         return torch.Generator(device=device).manual_seed(self.seed + 3)
 
-    def training_subset_noise(self, device):
+    def probe_noise_generator(self, device):
         return torch.Generator(device=device).manual_seed(self.seed + 4)
 
-    def training_subset(self):
+    def probe_generator(self):
         return torch.Generator().manual_seed(self.seed + 5)
 
-    def augmentation(self, iteration):
+    def augmentation_generator(self, iteration):
         return torch.Generator().manual_seed(self.seed * 1_000_033 + iteration)  # of (seed, iteration) alone
 
 
@@ -71,7 +71,7 @@ class Split(NamedTuple):
 def held_out_split(num_images, fraction, streams):
     """(training, held-out) image indices: a seeded choice, disjoint, each sorted; none held out for 0."""
     count = held_out_count(num_images, fraction)
-    order = torch.randperm(num_images, generator=streams.held_out_split())
+    order = torch.randperm(num_images, generator=streams.split_generator())
     return order[count:].sort().values, order[:count].sort().values
 
 def measured_set(images, paths, config, generator, device):
@@ -86,10 +86,10 @@ def split_dataset(images, paths, config, device):
     if not held_out_indices.numel():
         return Split(train, None, None)
     held_out = measured_set(images[held_out_indices], [paths[i] for i in held_out_indices],
-                            config, streams.held_out_noise(device), device)
-    chosen = torch.randperm(train.size(0), generator=streams.training_subset())[:held_out_indices.numel()].sort().values
+                            config, streams.held_out_noise_generator(device), device)
+    chosen = torch.randperm(train.size(0), generator=streams.probe_generator())[:held_out_indices.numel()].sort().values
     probe = measured_set(train[chosen.to(device)], [train_paths[i] for i in chosen.tolist()], config,
-                         streams.training_subset_noise(device), device)
+                         streams.probe_noise_generator(device), device)
     return Split(train, held_out, probe)
 
 def batch_order(num_images, batch_size, streams, first, last, device):
@@ -99,7 +99,7 @@ def batch_order(num_images, batch_size, streams, first, last, device):
     for iteration in range(first, last + 1):
         epoch, index = divmod(iteration - 1, per_epoch)
         if order is None or index == 0:
-            order = torch.randperm(num_images, generator=streams.epoch_order(epoch)).to(device)
+            order = torch.randperm(num_images, generator=streams.order_generator(epoch)).to(device)
         yield iteration, order[index * batch_size:(index + 1) * batch_size]
 
 def symmetries(batch, generator):

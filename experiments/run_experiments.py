@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from dae import cli, training, variants
-from dae.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
+from dae.checkpoint import load_checkpoint
+from dae.run_folder import CHECKPOINT_NAME
 from dae.config import RunConfig, total_iterations
-from dae.denoising import SelfEnsemble
+from dae.denoising import SelfEnsemble, load_model
 from dae.files import write_text_atomic
 from dae.images import load_dataset, psnr, save_grid
 from dae.logs import VALIDATION_NAME, read_losses, read_validation

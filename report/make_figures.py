@@ -34,7 +34,8 @@ from dae.images import add_noise, load_dataset, psnr, save_grid, to_unit_range
 from dae.latents import data_latents, fitted_gaussian, user_draws
 from dae.loss_stats import centred_average, convergence_stats
 from dae.machine import machine_name
-from dae.checkpoint import FORMAT, load_checkpoint, load_model, model_of
+from dae.checkpoint import FORMAT, load_checkpoint
+from dae.denoising import load_model, model_of
 from dae.config import RunConfig
 from dae.logs import read_losses, read_validation
 
@@ -507,7 +508,7 @@ def novel_procedures_figure(count=16):
     training mode on the batch, the grid min-max scaled) and as asgn6.py does (eval mode, fixed range)."""
     import copy
     model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    latents = training.uniform_latents(32, config.latent_size, training.Streams(config.seed).novel_latents())
+    latents = training.uniform_latents(32, config.latent_size, training.Streams(config.seed).novel_latent_generator())
     starter = copy.deepcopy(model).train().decode(latents)  # a copy: training mode moves the running statistics
     starter = (starter - starter.min()) / (starter.max() - starter.min()) * 2 - 1
     ours = model.decode(latents)

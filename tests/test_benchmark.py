@@ -18,6 +18,17 @@ def test_the_training_benchmark_times_each_mode_as_a_whole_process(image_folder,
 
 
 @pytest.mark.slow
+def test_the_training_benchmark_can_run_the_same_scripts_inside_its_own_process(image_folder, capsys):
+    argv = ['--data-dir', image_folder, '--device', 'cpu', '--rounds', 1, '--images', 8, '--epochs', 2,
+            '--modes', 'starter', 'asgn6-fp32', '--in-process']
+    status, out, err = call_main(bench_train.main, argv, capsys)
+    assert status == 0, err
+    rows = [line for line in out.splitlines() if line.startswith('| ')]
+    assert [row.split(' | ')[0] for row in rows[1:]] == ['| starter', '| asgn6-fp32']
+    assert all(row.endswith(' | - |') for row in rows[1:])  # no process of their own: no peak memory
+
+
+@pytest.mark.slow
 def test_the_training_benchmark_times_networks_against_the_first_named(image_folder, capsys):
     argv = ['--data-dir', image_folder, '--device', 'cpu', '--rounds', 1, '--images', 8, '--epochs', 2,
             '--models', 'unet', 'residual-unet']

@@ -10,7 +10,8 @@ from PIL import Image
 import asgn6
 import denoise
 from dae import variants
-from dae.checkpoint import load_checkpoint, load_model
+from dae.checkpoint import load_checkpoint
+from dae.denoising import load_model
 from report.make_figures import save_weights
 from dae.denoising import BandedNoise, TiledDenoiser, read_image, to_tensor, to_uint8
 from dae.images import add_noise, psnr
@@ -316,7 +317,10 @@ def test_images_of_one_name_get_outputs_of_their_own_and_outputs_are_not_denoise
     made = sorted(str(path.relative_to(coll)) for path in coll.rglob('*-denoised.png'))
     assert made == ['a/x-denoised.png', 'b/x-denoised.png', 'x.jpg-denoised.png', 'x.png-denoised.png']
     status, out, err = run(capsys, coll, '--checkpoint', checkpoint, '--out', coll)  # the same again
-    assert status == 0 and len(list(coll.rglob('*-denoised.png'))) == 4  # its own outputs are not inputs
+    again = sorted(str(path.relative_to(coll)) for path in coll.rglob('*-denoised.png'))
+    assert status == 0 and len(again) == 8  # its own outputs are not inputs, and none is overwritten
+    assert sorted(set(again) - set(made)) == ['a/x-2-denoised.png', 'b/x-2-denoised.png', 'x.jpg-2-denoised.png',
+                                              'x.png-2-denoised.png']
 
 
 @pytest.mark.parametrize('flags, needs', [(['--noise-level', 0.5], '--add-noise'),
@@ -325,3 +329,45 @@ def test_images_of_one_name_get_outputs_of_their_own_and_outputs_are_not_denoise
 def test_a_flag_that_would_do_nothing_is_refused(tmp_path, capsys, trained, flags, needs):
     status, out, err = run(capsys, trained[1] / 'img000.png', *flags, '--checkpoint', trained[0], '--out', tmp_path)
     assert status == 2 and f'does nothing without {needs}' in err
+
+
+def test_a_run_folder_stands_for_its_checkpoint(tmp_path, capsys, trained):
+    status, out, err = run(capsys, '--generate', 4, '--checkpoint', trained[0].parent, '--out', tmp_path)
+    assert status == 0, err
+    assert out.startswith(f'model: {trained[0].parent} (spec after 4 iterations)')
+
+
+def test_a_second_denoising_keeps_the_first_outputs(tmp_path, capsys, trained):
+    checkpoint, data = trained
+    for _ in range(2):
+        status, out, err = run(capsys, data / 'img000.png', '--checkpoint', checkpoint, '--out', tmp_path)
+        assert status == 0, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['img000-2-compare.png', 'img000-2-denoised.png',
+                                                                'img000-compare.png', 'img000-denoised.png']
+
+
+def test_a_grey_image_comes_back_grey_and_lost_transparency_is_said(tmp_path, capsys, trained):
+    checkpoint, data = trained
+    Image.open(data / 'img001.png').convert('L').save(tmp_path / 'grey.png')
+    Image.open(data / 'img002.png').convert('RGBA').save(tmp_path / 'clear.png')
+    status, out, err = run(capsys, tmp_path / 'grey.png', tmp_path / 'clear.png', '--checkpoint', checkpoint,
+                           '--out', tmp_path / 'out', '--add-noise')
+    assert status == 0, err
+    grey = np.asarray(Image.open(tmp_path / 'out' / 'grey-denoised.png').convert('RGB')).astype(int)
+    assert np.abs(grey - grey[..., :1]).max() <= 1  # the three channels equal, up to rounding
+    colour = np.asarray(Image.open(tmp_path / 'out' / 'clear-denoised.png').convert('RGB')).astype(int)
+    assert np.abs(colour - colour[..., :1]).max() > 1
+    assert 'clear.png: transparent areas are denoised as white, and the output has no transparency' in out
+    assert 'grey.png: transparent' not in out
+
+
+def test_an_image_without_noise_gets_a_note_and_a_noisy_one_none(tmp_path, capsys, trained):
+    checkpoint, data = trained
+    noisy = np.asarray(Image.open(data / 'img000.png').convert('RGB')).astype(int)
+    noisy = np.clip(noisy + np.random.default_rng(0).integers(-128, 128, noisy.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / 'noisy.png')
+    status, out, err = run(capsys, data / 'img000.png', tmp_path / 'noisy.png', '--checkpoint', checkpoint,
+                           '--out', tmp_path / 'out')
+    assert status == 0, err
+    assert 'img000.png: looks free of noise; the model expects the training noise' in out
+    assert 'noisy.png: looks free' not in out

@@ -337,8 +337,8 @@ def test_augmentation_shows_each_image_as_one_of_its_eight_symmetries_drawn_anew
     torch.manual_seed(0)
     batch = torch.rand(64, 3, 5, 5)
     streams = Streams(4680)
-    first = symmetries(batch, streams.augmentation(1))
-    assert torch.equal(first, symmetries(batch, streams.augmentation(1)))  # a function of seed and iteration
+    first = symmetries(batch, streams.augmentation_generator(1))
+    assert torch.equal(first, symmetries(batch, streams.augmentation_generator(1)))  # a function of seed and iteration
     kinds = []
     for image, seen in zip(batch, first):
         turns = [image.rot90(k, (1, 2)) for k in range(4)]
@@ -346,9 +346,9 @@ def test_augmentation_shows_each_image_as_one_of_its_eight_symmetries_drawn_anew
         assert len(matches) == 1  # exactly one of the eight, pixels unchanged
         kinds.append(matches[0])
     assert len(set(kinds)) == 8  # all eight occur among 64 images
-    assert not torch.equal(first, symmetries(batch, streams.augmentation(2)))
+    assert not torch.equal(first, symmetries(batch, streams.augmentation_generator(2)))
     with pytest.raises(cli.Failure, match='square'):
-        symmetries(torch.rand(2, 3, 4, 6), streams.augmentation(1))
+        symmetries(torch.rand(2, 3, 4, 6), streams.augmentation_generator(1))
 
 
 @pytest.mark.slow

@@ -2,11 +2,12 @@
 cell fails the test."""
 import os
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from conftest import ROOT, write_images
+
+nbformat = pytest.importorskip('nbformat')  # the README's test install brings it, nbclient and ipykernel
+NotebookClient = pytest.importorskip('nbclient').NotebookClient
 
 
 @pytest.mark.slow

@@ -45,8 +45,8 @@ def test_a_fresh_run_into_another_runs_folder_is_refused_and_overwrite_replaces_
     status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY,
                                                             '--overwrite'), capsys)
     assert status == 0, err
-    assert sorted(name for name in os.listdir(out) if not name.endswith('.lock')) == ['checkpoint.pt', 'loss.txt', 'novel-000003.png',
-                                                          'sample-000003.png']
+    kept = sorted(name for name in os.listdir(out) if not name.endswith('.lock'))  # the run's locks left out
+    assert kept == ['checkpoint.pt', 'loss.txt', 'novel-000003.png', 'sample-000003.png']
     assert load_checkpoint(out / 'checkpoint.pt')['iteration'] == 3
 
 
@@ -63,6 +63,35 @@ def test_a_loss_file_of_another_run_is_protected_too(tmp_path, capsys, image_fol
     assert shared_loss.read_text() == losses and not (tmp_path / 'b').exists()
 
 
+def test_a_run_writing_a_loss_file_holds_it_and_a_second_run_naming_it_is_refused_at_once(tmp_path, capsys,
+                                                                                          image_folder):
+    shared_loss = tmp_path / 'loss.txt'
+    holder = subprocess.Popen([sys.executable, '-c', 'import filelock, sys, time; '
+                               'lock = filelock.FileLock(sys.argv[1]); lock.acquire(); '
+                               'print("held", flush=True); time.sleep(60)', str(tmp_path / '.loss.txt.lock')],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == 'held'  # as run A holds it while it trains, before its first save
+    argv = ['--data-dir', image_folder, '--output-dir', tmp_path / 'b', '--loss-file', shared_loss, *TINY]
+    status, out, err = call_main(asgn6.main, argv, capsys)
+    holder.kill()
+    holder.wait()
+    line = one_error_line(err)
+    assert status == 2 and f'--loss-file {shared_loss}: another run is writing it' in line
+    assert f'this run: --output-dir {tmp_path / "b"} --loss-file {shared_loss}' in line
+    assert 'images from' not in out and not (tmp_path / 'b').exists()  # refused before the data was read
+
+
+def test_a_resume_refuses_a_loss_file_that_another_run_wrote(tmp_path, capsys, image_folder):
+    shared_loss = tmp_path / 'loss.txt'
+    first = ['--data-dir', image_folder, '--output-dir', tmp_path / 'b', '--loss-file', shared_loss, '--epochs', 1,
+             *TINY]
+    assert call_main(asgn6.main, first, capsys)[0] == 0
+    shared_loss.write_text('0.5\n0.4\n0.3\n0.2\n')  # run A's losses, written over run B's since
+    status, _, err = call_main(asgn6.main, ['--resume', tmp_path / 'b', '--epochs', 2], capsys)
+    assert status == 2 and "holds losses that are not this checkpoint's" in one_error_line(err)
+    assert shared_loss.read_text() == '0.5\n0.4\n0.3\n0.2\n'
+
+
 # ----------------------------------------------------------------------------- one run at a time in a folder
 
 def test_a_run_is_refused_while_another_holds_the_folder_and_a_killed_ones_lock_is_free(tmp_path, capsys,
@@ -74,9 +103,9 @@ def test_a_run_is_refused_while_another_holds_the_folder_and_a_killed_ones_lock_
                                'print("held", flush=True); time.sleep(60)', str(out / LOCK_NAME)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == 'held'
-    status, _, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
+    status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)
     assert status == 2 and 'another run is writing there' in one_error_line(err)
-    assert os.listdir(out) == [LOCK_NAME]
+    assert os.listdir(out) == [LOCK_NAME] and 'images from' not in printed  # refused before the data was read
     holder.kill()  # kill -9: the operating system releases its lock
     holder.wait()
     status, printed, err = call_main(asgn6.main, train_args(tmp_path, image_folder, '--epochs', 1, *TINY), capsys)

@@ -164,7 +164,7 @@ def test_the_shipped_denoiser_scores_what_its_run_recorded():
     import json
     import torch
     from dae import training
-    from dae.checkpoint import load_model
+    from dae.denoising import load_model
     from dae.denoising import SelfEnsemble
     from experiments.run_experiments import split_of_run
     model, config = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
@@ -210,6 +210,11 @@ def test_one_command_signs_every_place_and_signs_again(tmp_path):
             (clone / 'report' / 'report.md').read_text()
     result = sign('--name', r'\input{x}', '--student-id', 'u1')
     assert result.returncode == 2 and result.stderr.startswith('sign.py: error: --name')
+    no_pandoc = {**os.environ, 'PATH': os.path.dirname(sys.executable)}  # python, and no pandoc or pdflatex
+    result = subprocess.run([sys.executable, '-m', 'report.sign', '--name', 'Ada', '--student-id', 'u1'], cwd=clone,
+                            capture_output=True, text=True, env=no_pandoc)
+    assert result.returncode == 0 and 'report/report.pdf is NOT signed' in result.stderr
+    assert 'apt-get install pandoc' in result.stderr
 
 
 def test_the_pdf_check_names_a_lost_paragraph_a_lost_caption_and_an_overflowing_page():

@@ -22,8 +22,8 @@ PINNED = {'weights': '0b1814d53b8e65bd', 'clean': 'deb39694265cbaa9', 'noisy': '
           'measured': '029f42896af1418a'}
 FIRST_LOSS = 0.9346067309379578
 LATER_LOSSES = [0.9016, 0.8337, 0.7555, 0.6821, 0.6451]  # AVX-512 and AVX2 both lie within 0.2% of these
-STREAMS = ['seed_weights', 'epoch_order', 'training_noise', 'augmentation', 'held_out_split', 'held_out_noise',
-           'training_subset', 'training_subset_noise']
+STREAMS = ['seed_weights', 'order_generator', 'noise_generator', 'augmentation_generator', 'split_generator',
+           'held_out_noise_generator', 'probe_generator', 'probe_noise_generator']
 
 
 def fingerprint(tmp_path, image_folder, monkeypatch):

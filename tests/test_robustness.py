@@ -288,6 +288,29 @@ def test_ctrl_c_before_the_first_save_says_nothing_was_saved(tmp_path, capsys, i
     assert status == 130 and 'stopped before the first save; nothing was saved' in err and 'Traceback' not in err
 
 
+def test_ctrl_c_after_a_save_prints_the_command_that_continues(tmp_path, capsys, image_folder, monkeypatch):
+    assert run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 1, *TINY))[0] == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(asgn6, 'load_dataset', interrupted)  # a second Ctrl-C lands as a KeyboardInterrupt
+    status, out, err = run_main(capsys, train_args(tmp_path, image_folder, '--epochs', 2, *TINY, '--resume'))
+    assert status == 130 and 'the checkpoint hold the last save. To continue:' in err
+    command = err.strip().splitlines()[-1].split()
+    assert command[0] == 'python' and command[1].endswith('asgn6.py') and command[-1] == '--resume'
+    assert command[command.index('--epochs') + 1] == '2'  # the flags of this call, which it continues
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('argv', [['--epoch', '5'], ['--help']])
+def test_a_mistyped_flag_or_help_answers_before_torch_loads(tmp_path, argv):
+    result = subprocess.run([sys.executable, '-X', 'importtime', os.path.join(ROOT, 'asgn6.py'), *argv],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == (0 if argv == ['--help'] else 2)
+    imported = [line.split('|')[-1].strip() for line in result.stderr.splitlines() if line.startswith('import time')]
+    assert 'argparse' in imported and not [name for name in imported if name.split('.')[0] == 'torch']
+
+
 def test_ctrl_c_while_torch_loads_exits_130_without_a_traceback(tmp_path, image_folder):
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'asgn6.py'), *train_args(tmp_path, image_folder)],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -12,7 +12,8 @@ from PIL import Image
 import asgn6
 import models
 import plot_loss
-from dae.checkpoint import load_checkpoint, load_model
+from dae.checkpoint import load_checkpoint
+from dae.denoising import load_model
 from dae.loss_stats import centred_average, convergence_stats, moving_average
 from conftest import ROOT, train_args, write_images
 
