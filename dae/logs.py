@@ -9,8 +9,6 @@ import numpy as np
 from dae.errors import UsageError
 from dae.files import write_text_atomic
 
-VALIDATION_NAME = 'validation.csv'
-
 
 def save_losses(path, losses):
     write_text_atomic(path, ''.join(f'{loss!r}\n' for loss in losses))

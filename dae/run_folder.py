@@ -7,7 +7,7 @@ import filelock
 
 from dae.errors import UsageError
 
-CHECKPOINT_NAME, VALIDATION_NAME = 'checkpoint.pt', 'validation.csv'  # as dae.checkpoint and dae.logs name them
+CHECKPOINT_NAME, VALIDATION_NAME = 'checkpoint.pt', 'validation.csv'  # the files a run leaves in its folder
 LOCK_NAME = '.asgn6.lock'
 GRID_PREFIXES = ('sample-', 'novel-')
 

@@ -32,12 +32,12 @@ import torch
 
 from dae import cli, training, variants
 from dae.checkpoint import load_checkpoint
-from dae.run_folder import CHECKPOINT_NAME
+from dae.run_folder import CHECKPOINT_NAME, VALIDATION_NAME
 from dae.config import RunConfig, total_iterations
 from dae.denoising import SelfEnsemble, load_model
 from dae.files import write_text_atomic
 from dae.images import load_dataset, psnr, save_grid
-from dae.logs import VALIDATION_NAME, read_losses, read_validation
+from dae.logs import read_losses, read_validation
 from dae.machine import machine_name
 from experiments.summary import follows_short_batch, results_name, spread, timing_machines
 from models import AutoEncoder
