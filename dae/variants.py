@@ -15,7 +15,7 @@ def conv_block(in_channels, out_channels, stride=1):
 class ConvEncoder(nn.Module):
     """A convolutional encoder in place of the MLP: four stride-2 convolutions, then Linear -> Tanh to z_dim."""
 
-    def __init__(self, z_dim=64, img_size=64):
+    def __init__(self, z_dim, img_size):
         super().__init__()
         widths = [3, 32, 64, 128, 128]
         self.features = nn.Sequential(*[conv_block(a, b, stride=2) for a, b in zip(widths, widths[1:])])
@@ -31,7 +31,7 @@ class ResizeDecoder(models.Decoder):
     takes away the checkerboard that overlapping transposed kernels leave. Sizes 1 -> 8 -> 16 -> 32 -> 64;
     forward() is the assignment decoder's, through layer1 ... layer5."""
 
-    def __init__(self, z_dim=128, img_size=64):
+    def __init__(self, z_dim, img_size):
         nn.Module.__init__(self)  # not the table's layers: these
         self.z_dim = z_dim
 
@@ -128,7 +128,7 @@ def part_names(name):
     return ('contracting', 'expanding') if name in ('unet', 'residual-unet') else ('encoder', 'decoder')
 
 
-def build(name='spec', latent_size=128, image_size=64):
+def build(name, latent_size, image_size):
     """The assignment's auto-encoder ('spec'), one with another encoder or decoder, or a U-Net, by name."""
     if name == 'unet':
         return UNet()

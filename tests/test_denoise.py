@@ -150,7 +150,7 @@ class RecordingUNet(torch.nn.Module):
     def __init__(self, name):
         super().__init__()
         torch.manual_seed(0)
-        self.unet, self.sizes = variants.build(name).eval(), []
+        self.unet, self.sizes = variants.build(name, 128, 64).eval(), []
         self.tile_context = self.unet.tile_context
         for module in self.unet.modules():  # running statistics that are not the identity, as after training
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -87,7 +87,7 @@ def test_variants_build_and_keep_the_image_size():
     assert variants.UNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
     assert variants.ResidualUNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
     with pytest.raises(ValueError):
-        variants.build('resnet')
+        variants.build('resnet', 16, 64)
 
 
 def test_unet_with_mse_trains_and_denoises_images_at_their_own_size(tmp_path, capsys, image_folder):
