@@ -382,13 +382,18 @@ def train(config, invocation, given, argv):
         claim_output(invocation, lock)
         with cli.StopRequest() as stop:
             train_models(state, split, config, invocation, num_images, stop)
-    if stop.signum is not None:
-        print(f'stopped at iteration {state.iteration}/{total}; {invocation.loss_file} and checkpoint saved. To '
-              f'continue:\n  {resume_command(argv, invocation)}', flush=True)
-        return 128 + stop.signum
-    print(f'done: {total} iterations; losses in {invocation.loss_file}, grids and {CHECKPOINT_NAME} in '
-          f'{invocation.output_dir}')
-    return 0
+    return say_how_it_ended(stop, state.iteration, total, invocation, argv)
+
+
+def say_how_it_ended(stop, iteration, total, invocation, argv):
+    """The last line, and the exit status: 0 done, or 128 + N when signal N stopped the run."""
+    if stop.signum is None:
+        print(f'done: {total} iterations; losses in {invocation.loss_file}, grids and {CHECKPOINT_NAME} in '
+              f'{invocation.output_dir}')
+        return 0
+    print(f'stopped at iteration {iteration}/{total}; {invocation.loss_file} and checkpoint saved. To continue:\n'
+          f'  {resume_command(argv, invocation)}', flush=True)
+    return 128 + stop.signum
 
 
 def start_state(config, checkpoint, device, num_images):
