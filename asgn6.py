@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 from dae import cli
-from dae.config import FIELDS, RunConfig, as_flag, resumed_config, total_iterations
+from dae.config import FIELDS, MODEL_NAMES, RunConfig, as_flag, resumed_config, total_iterations
 from dae.run_folder import CHECKPOINT_NAME, VALIDATION_NAME, RunLock, refuse_to_replace, run_outputs
 
 
@@ -61,7 +61,7 @@ def build_parser():
     p.add_argument('--seed', type=int, help=f'seeds weights, data order and noise (default: {run.seed})')
     p.add_argument('--noise-level', type=cli.positive_float, help='noise is uniform in [-L, L], then clamped to '
                    f"[-1, 1]; 1 is the assignment's (default: {run.noise_level})")
-    p.add_argument('--model', choices=['spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet'],
+    p.add_argument('--model', choices=MODEL_NAMES,
                    help="spec: the assignment's; conv-encoder: a convolutional encoder; resize-decoder: a decoder "
                    'that doubles by resizing, then convolves; unet: no bottleneck; residual-unet: the stronger '
                    f'denoiser (default: {run.model})')

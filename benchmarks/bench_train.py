@@ -27,13 +27,12 @@ import tempfile
 import time
 
 from dae import cli
-from dae.config import batches_per_epoch
+from dae.config import MODEL_NAMES, batches_per_epoch
 from dae.images import find_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODES = {'starter': ['-m', 'benchmarks.starter_loop'], 'asgn6-fp32': ['asgn6.py'],
          'asgn6-bf16': ['asgn6.py', '--precision', 'bf16']}
-MODELS = ('spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet')
 
 
 def run_process(arguments, epochs, folder, device, in_process=False):
@@ -103,8 +102,8 @@ def main(argv=None):
                         '(default: 3)')
     parser.add_argument('--modes', nargs='+', choices=list(MODES), default=list(MODES), metavar='MODE',
                         help=f'of {", ".join(MODES)} (default: all three)')
-    parser.add_argument('--models', nargs='+', choices=MODELS, metavar='MODEL', help="time asgn6.py's default "
-                        f'step for these networks instead, the first as the baseline; of {", ".join(MODELS)} '
+    parser.add_argument('--models', nargs='+', choices=MODEL_NAMES, metavar='MODEL', help="time asgn6.py's default "
+                        f'step for these networks instead, the first as the baseline; of {", ".join(MODEL_NAMES)} '
                         '(default: off)')
     parser.add_argument('--in-process', action='store_true', help='run each script inside this one process, all of '
                         'them in turn, instead of as a process of its own: to see what sharing a process does to the '

@@ -32,6 +32,7 @@ class RunConfig:
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
+MODEL_NAMES = ('spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet')  # dae.variants builds them
 
 
 def as_flag(key, value):

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import models
+from dae.config import MODEL_NAMES
 
 
 def conv_block(in_channels, out_channels, stride=1):
@@ -118,9 +119,6 @@ class ResidualUNet(nn.Module):
         half = nn.functional.pixel_unshuffle(pad_to_multiple(x, 8), 2)  # 8: one unshuffle, then two halvings
         noise = nn.functional.pixel_shuffle(self.expanding(self.contracting(half)), 2)[..., :height, :width]
         return (x - noise).clamp(-1, 1)
-
-
-MODEL_NAMES = ('spec', 'conv-encoder', 'resize-decoder', 'unet', 'residual-unet')
 
 
 def part_names(name):

@@ -17,7 +17,7 @@ from dae import variants
 from dae.checkpoint import load_checkpoint
 from dae.images import find_images, load_dataset, psnr, to_unit_range
 from dae.machine import machine_name
-from dae.config import RunConfig
+from dae.config import MODEL_NAMES, RunConfig
 from dae.training import MeasuredSet, Streams, held_out_split, split_dataset
 from conftest import call_main, train_args, write_images
 
@@ -81,7 +81,7 @@ def test_val_split_that_leaves_too_few_training_images(tmp_path, capsys, image_f
 
 
 def test_variants_build_and_keep_the_image_size():
-    for name in variants.MODEL_NAMES:
+    for name in MODEL_NAMES:
         model = variants.build(name, 16, 64).eval()
         assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3, 64, 64)
     assert variants.UNet().eval()(torch.zeros(1, 3, 37, 91)).shape == (1, 3, 37, 91)
