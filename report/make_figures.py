@@ -148,22 +148,30 @@ def crop_columns(source, target, columns, rows):
     atomic_write(target, lambda tmp: crop.save(tmp, format='png'))
 
 
+TEXT_WIDTH = 475 / 72  # inches: the width of report.pdf's text (pdftotext -bbox, page 1)
+PANEL_WIDTHS = {'samples.png': 0.86, 'novels.png': 0.62}  # the share of it each figure takes in report.md
+
+
 def panels(sources, titles, target, columns=2):
-    """Several grids in one figure, each under its title, `columns` to a row."""
+    """Several grids in one figure, each under its title, `columns` to a row; the titles sized to print at 7 pt
+    in the report, whatever the figure is scaled by there."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     images = [np.asarray(Image.open(source).convert('RGB')) for source in sources]
     rows = -(-len(images) // columns)
     height, width = images[0].shape[:2]
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * width / 100, rows * (height + 22) / 100), squeeze=False)
+    fontsize = 7 * (columns * width / 100) / (PANEL_WIDTHS[os.path.basename(target)] * TEXT_WIDTH)
+    label = 1.45 * fontsize * 100 / 72  # the height of a title's row, in the figure's pixels
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * width / 100, rows * (height + label) / 100),
+                             squeeze=False)
     for ax, image, title in zip(axes.flat, images, titles):
         ax.imshow(image, interpolation='nearest')
-        ax.set_title(title, fontsize=9, pad=3)
+        ax.set_title(title, fontsize=fontsize, pad=3)
     for ax in axes.flat:
         ax.axis('off')
-    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - 22 / (rows * (height + 22)), wspace=0.02,
-                        hspace=22 / height)
+    fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - label / (rows * (height + label)),
+                        wspace=0.02, hspace=label / height)
     save_figure(fig, target, dpi=200)
     plt.close(fig)
 
