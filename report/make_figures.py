@@ -149,7 +149,7 @@ def crop_columns(source, target, columns, rows):
 
 
 TEXT_WIDTH = 475 / 72  # inches: the width of report.pdf's text (pdftotext -bbox, page 1)
-PANEL_WIDTHS = {'samples.png': 0.86, 'novels.png': 0.62}  # the share of it each figure takes in report.md
+PANEL_WIDTHS = {'samples.png': 0.86, 'novels.png': 0.62, 'variants.png': 0.8}  # their share of it in report.md
 
 
 def panels(sources, titles, target, columns=2):
@@ -172,6 +172,25 @@ def panels(sources, titles, target, columns=2):
         ax.axis('off')
     fig.subplots_adjust(left=0.005, right=0.995, bottom=0.005, top=1 - label / (rows * (height + label)),
                         wspace=0.02, hspace=label / height)
+    save_figure(fig, target, dpi=200)
+    plt.close(fig)
+
+
+def labelled_rows(source, target, labels):
+    """A grid of images with each row's name to its left, the names sized to print at 7 pt in the report."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    image = np.asarray(Image.open(source).convert('RGB'))
+    height, width = image.shape[:2]
+    margin = 0.5 * width  # room for the names, in the grid's pixels
+    fontsize = 7 * ((width + margin) / 100) / (PANEL_WIDTHS[os.path.basename(target)] * TEXT_WIDTH)
+    fig = plt.figure(figsize=((width + margin) / 100, height / 100))
+    ax = fig.add_axes([margin / (width + margin), 0, width / (width + margin), 1])
+    ax.imshow(image, interpolation='nearest')
+    ax.axis('off')
+    for row, label in enumerate(labels):
+        ax.text(-6, 2 + (row + 0.5) * CELL, label, ha='right', va='center', fontsize=fontsize)
     save_figure(fig, target, dpi=200)
     plt.close(fig)
 
@@ -279,7 +298,8 @@ def variants_section(results_path=RESULTS):
     was there to measure it)."""
     figure = os.path.join(ROOT, 'experiments', 'results', 'variants.png')
     if os.path.exists(figure):
-        copy_atomic(figure, os.path.join(FIGURES, 'variants.png'))
+        labelled_rows(figure, os.path.join(FIGURES, 'variants.png'),
+                      ['clean', 'noisy'] + [VARIANT_LABELS[name] for name in Q3F_VARIANTS])
     runs = runs_by_name(read_results(results_path))
     base = runs[Q3F_VARIANTS[0]]
     lines = ['| variant | parameters | training PSNR | held-out PSNR | change held out | gap | checkerboard |',
