@@ -127,7 +127,7 @@ def loss_section(window_epochs=10):
         f'| single losses about the centred mean, iterations 10,000–12,000: standard deviation | '
         f'{100 * deviation.std():.1f}% |',
         f'| the same: 90% of iterations between | {100 * low:+.1f}% and {100 * high:+.1f}% |',
-        '', f': The loss of the default run, from `report/run/loss.txt`; smoothed: the trailing mean over {window} '
+        '', f': The loss of the default run, every iteration\'s; smoothed: the trailing mean over {window} '
             f'iterations ({window_epochs} epochs).'])
 
 
@@ -269,7 +269,7 @@ def denoiser_section(results_path=RESULTS):
     return '\n'.join(lines) + ('\n\n: Towards a stronger denoiser, one change a row (R: the residual U-Net). Held-out '
                                'PSNR in dB, mean ± std over the seeds listed; gain: over the row named, on the seeds '
                                f'both have; minutes: wall time of the development seed\'s run ({" and ".join(classes)}'
-                               ' CPU, `report/NOTES.md`).')
+                               ' CPU).')
 
 
 def machine_class(machine):
@@ -405,8 +405,8 @@ def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
         f'{"; ".join(f"{label} {seed_list(rows)}" for label, rows in (("U-Net", unet), ("residual U-Net", residual)))}'
         f'; the rest {seed_list(final)}). Best corrected filter: the one that scored best on each seed\'s training '
         f'images ({", ".join(names)}).' + (f' Equal time: the U-Net trains {1 / speed_ratio:.2f} times slower '
-                                           '(`benchmarks/README.md`); its run stopped there is scored by its last '
-                                           'three saves before.' if speed_ratio else ''))
+                                           '(on the 2-core AVX-512 CPU); its run stopped there is scored by its '
+                                           'last three saves before.' if speed_ratio else ''))
 
 
 # ----------------------------------------------------------------------------- generalisation, latents
@@ -521,7 +521,7 @@ def latent_section(count=2000):
     rows += [f'| {label} | ' + ' | '.join(stat(values) for values in kinds.values()) + ' |' for label, stat in stats]
     eigenvalues = torch.linalg.eigvalsh(gaussian.covariance_matrix).flip(0)
     dims90 = int((eigenvalues.cumsum(0) / eigenvalues.sum() < 0.9).sum()) + 1
-    return '\n'.join(rows) + (f'\n\n: Latent codes of `weights/spec.pt` ({codes.size(1)} dimensions; {dims90} '
+    return '\n'.join(rows) + (f'\n\n: Latent codes of the default run\'s model ({codes.size(1)} dimensions; {dims90} '
                               f'principal directions hold 90% of the noisy codes\' variance): the {codes.size(0)} '
                               f'images clean and with one draw of the training noise, {count} uniform vectors and '
                               f'{count} from the Gaussian fitted to the noisy codes (seed {config.seed}), '
