@@ -140,9 +140,9 @@ def get_data(config, invocation, device):
 def create_models(config, device):
     """E and D of models.py joined as one auto-encoder (or a Q3(f) variant) on the device, in channels_last (the
     faster layout on CPUs), and the starter's two Adams: the encoder's and the decoder's (a U-Net's two paths)."""
-    Streams(config.seed).seed_weights()
     try:
-        model = variants.build(config.model, config.latent_size, config.image_size)
+        with Streams(config.seed).initialising_weights():
+            model = variants.build(config.model, config.latent_size, config.image_size)
         model = model.to(device, memory_format=torch.channels_last)
     except RuntimeError as error:  # torch's way of saying that a tensor does not fit
         if 'allocate' not in str(error):

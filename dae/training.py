@@ -1,9 +1,11 @@
 """What asgn6.py shares with the experiments, the report and the benchmarks: the named random streams of a
 run, its held-out split, the batch order, augmentation and evaluation.  The loop itself is asgn6.py's."""
 import contextlib
+import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from dae.config import batches_per_epoch, held_out_count
@@ -11,44 +13,59 @@ from dae.errors import Failure
 from dae.images import add_noise, psnr, to_unit_range
 
 
+def stream_seed(seed, name, index=0):
+    """A 64-bit seed for one stream of a run, mixed from (the run's seed, the stream's name, an index such as the
+    epoch) by numpy's SeedSequence: no two streams of any two seeds start alike, as seed + k would make them."""
+    key = (zlib.crc32(name.encode()), index)
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint64)[0])
+
+
+def seeded(name, seed, index=0, device='cpu'):
+    return torch.Generator(device=device).manual_seed(stream_seed(seed, name, index))
+
+
 @dataclass(frozen=True)
 class Streams:
-    """Every random stream of a run, each seeded from the run's seed here and nowhere else: holding images out
-    does not change the training noise, and a resumed run restores each stream on its own.  Any change here
-    changes every run's numbers (tests/test_reproducible.py pins them)."""
+    """Every random stream of a run, each seeded from (the run's seed, its name) here and nowhere else: holding
+    images out does not change the training noise, and a resumed run restores each stream on its own.  Any
+    change here changes every run's numbers (tests/test_reproducible.py pins them)."""
     seed: int
 
-    def seed_weights(self):
-        torch.manual_seed(self.seed)  # nn.Module initialisation draws from torch's global generator
+    @contextlib.contextmanager
+    def initialising_weights(self):
+        """nn.Module initialisation draws from torch's global generator: seeded inside, restored after."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(stream_seed(self.seed, 'weights'))
+            yield
 
     def order_generator(self, epoch):
-        return torch.Generator().manual_seed(self.seed * 100_003 + epoch)  # a function of (seed, epoch) alone
+        return seeded('order', self.seed, epoch)
 
     def noise_generator(self, device, iteration=0):
         # iteration > 0: a resume whose saved generator belongs to another kind of device
-        return torch.Generator(device=device).manual_seed(self.seed + iteration)
+        return seeded('noise', self.seed, iteration, device)
 
     def novel_latent_generator(self):
-        return torch.Generator().manual_seed(self.seed + 1)
+        return seeded('novel latents', self.seed)
 
     def save_latent_generator(self, iteration):
         # the starter's fresh novel batch at each save, drawn apart from every training stream
-        return torch.Generator().manual_seed(self.seed * 1_000_037 + iteration)  # of (seed, iteration) alone
+        return seeded('save latents', self.seed, iteration)
 
     def split_generator(self):
-        return torch.Generator().manual_seed(self.seed + 2)
+        return seeded('split', self.seed)
 
     def held_out_noise_generator(self, device):
-        return torch.Generator(device=device).manual_seed(self.seed + 3)
+        return seeded('held-out noise', self.seed, device=device)
 
     def probe_noise_generator(self, device):
-        return torch.Generator(device=device).manual_seed(self.seed + 4)
+        return seeded('probe noise', self.seed, device=device)
 
     def probe_generator(self):
-        return torch.Generator().manual_seed(self.seed + 5)
+        return seeded('probe', self.seed)
 
     def augmentation_generator(self, iteration):
-        return torch.Generator().manual_seed(self.seed * 1_000_033 + iteration)  # of (seed, iteration) alone
+        return seeded('augmentation', self.seed, iteration)
 
 
 class MeasuredSet(NamedTuple):

@@ -27,22 +27,19 @@ class ConvEncoder(nn.Module):
 
 
 class ResizeDecoder(models.Decoder):
-    """The assignment's decoder with each stride-2 transposed convolution replaced by a nearest-neighbour
-    doubling and a 3x3 convolution: every output pixel then gets the same number of contributions, which
-    takes away the checkerboard that overlapping transposed kernels leave. Sizes 1 -> 8 -> 16 -> 32 -> 64;
-    forward() is the assignment decoder's, through layer1 ... layer5."""
+    """The assignment's decoder with one change: in layers 2 to 4 the stride-2 transposed convolution becomes a
+    nearest-neighbour resize to the same size (15, 31, 63), then a 3x3 convolution with the same channels (and
+    as many weights).  Overlapping stride-2 kernels give alternate output pixels one or two taps, a checkerboard;
+    a resize gives every pixel the same."""
 
     def __init__(self, z_dim, img_size):
-        nn.Module.__init__(self)  # not the table's layers: these
-        self.z_dim = z_dim
-
-        def double(in_channels, out_channels):
-            return nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), conv_block(in_channels, out_channels),
-                                 conv_block(out_channels, out_channels))
-        self.layer1 = nn.Sequential(nn.ConvTranspose2d(z_dim, 128, img_size // 8), nn.BatchNorm2d(128),
-                                    nn.ReLU(inplace=True), conv_block(128, 128))       # 128 x  8 x  8
-        self.layer2, self.layer3, self.layer4 = double(128, 64), double(64, 64), double(64, 32)  # 16, 32, 64
-        self.layer5 = nn.Sequential(nn.Conv2d(32, 3, 1), nn.Tanh())                   #   3 x 64 x 64
+        super().__init__(z_dim, img_size)
+        side = 7
+        for layer in (self.layer2, self.layer3, self.layer4):
+            side = 2 * side + 1
+            up = layer[0]
+            layer[0] = nn.Sequential(nn.Upsample(size=(side, side), mode='nearest'),
+                                     nn.Conv2d(up.in_channels, up.out_channels, 3, padding=1))
 
 
 class Contracting(nn.Module):

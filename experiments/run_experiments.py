@@ -29,13 +29,14 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 
 from dae import cli, training, variants
 from dae.checkpoint import load_checkpoint
 from dae.run_folder import CHECKPOINT_NAME, VALIDATION_NAME
 from dae.config import RunConfig, total_iterations
 from dae.denoising import SelfEnsemble, load_model
-from dae.files import write_text_atomic
+from dae.files import atomic_write, write_text_atomic
 from dae.images import load_dataset, psnr, save_grid
 from dae.logs import read_losses, read_validation
 from dae.machine import machine_name
@@ -84,6 +85,10 @@ VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
                                        'epochs': 150, 'save_interval': 50},
     'residual-unet+cosine+mse+augment-160ep': {'model': 'residual-unet', 'lr_schedule': 'cosine', 'loss': 'mse',
                                                'augment': True, 'epochs': 160, 'save_interval': 50},
+    # the coda's U-Net given the final denoiser's recipe and wall time: it trains 151.7 / 67.4 times slower
+    # (benchmarks/README.md), so 160 epochs of the residual U-Net's time are 71 of its own
+    'unet+cosine+mse+augment-71ep': {'model': 'unet', 'lr_schedule': 'cosine', 'loss': 'mse', 'augment': True,
+                                     'epochs': 71, 'save_interval': 50},
 }
 
 
@@ -120,39 +125,85 @@ def run_flags(name, config, data_dir, folder):
             '--device', 'cpu', '--log-interval=50', f'--save-interval={save_interval}', *flags]
 
 
-def is_complete(folder, config, num_images):
-    """Whether a run's own files (loss.txt, validation.csv: committed, unlike its checkpoint) show it finished."""
+def run_status(folder, config, split, num_images):
+    """From a run's own files (loss.txt, validation.csv: committed, unlike its checkpoint): 'complete';
+    'unfinished'; or 'stale', finished on other images or noise than today's code draws for its seed (made before
+    a change of the streams: validation.csv keeps the noisy PSNR of its held-out and probe images)."""
     try:
         losses = read_losses(os.path.join(folder, 'loss.txt'))
         saves = read_validation(os.path.join(folder, VALIDATION_NAME))
     except cli.UsageError:
-        return False
+        return 'unfinished'
     total = total_iterations(config, num_images)
-    return len(losses) == total and bool(saves) and saves[-1].iteration == total
+    if not (len(losses) == total and saves and saves[-1].iteration == total):
+        return 'unfinished'
+    recorded = (saves[-1].noisy_psnr, saves[-1].train_noisy_psnr)
+    todays = (split.held_out.noisy_psnr, split.probe.noisy_psnr)
+    return 'complete' if all(format(a, '.4f') == format(b, '.4f') for a, b in zip(recorded, todays)) else 'stale'
+
+
+SCORES_NAME = 'scores.json'  # what needs the checkpoint, measured as the run finishes
+OUTPUTS_NAME = 'first-outputs.png'  # the run's outputs on its first held-out images, for the figures
+FIGURE_IMAGES = 8
+
+
+@torch.no_grad()
+def record_last_save(folder, held_out):
+    """Measure what needs a finished run's checkpoint and keep it beside the run's files: the checkpoint is not
+    committed, and the session that evaluates the run may not be the one that trained it."""
+    path = os.path.join(folder, CHECKPOINT_NAME)
+    write_text_atomic(os.path.join(folder, SCORES_NAME), json.dumps(last_save_scores(path, held_out), indent=1) + '\n')
+    model, _ = load_model(path, torch.device('cpu'))
+    with training.evaluating(model):
+        outputs = model(held_out.noisy[:FIGURE_IMAGES]).float()
+    strip = ((outputs.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # N x 3 x H x W
+    count, _, height, width = strip.shape
+    pixels = strip.permute(2, 0, 3, 1).reshape(height, count * width, 3).numpy()
+    atomic_write(os.path.join(folder, OUTPUTS_NAME), lambda tmp: Image.fromarray(pixels).save(tmp, format='png'))
+
+
+def recorded_outputs(folder, height, width):
+    """The outputs record_last_save kept, as a batch in [-1, 1]."""
+    with Image.open(os.path.join(folder, OUTPUTS_NAME)) as strip:
+        pixels = torch.from_numpy(np.asarray(strip.convert('RGB'))).reshape(height, -1, width, 3)
+    return pixels.permute(1, 3, 0, 2).float() / 127.5 - 1
+
+
+def has_outputs(folder):
+    return any(os.path.exists(os.path.join(folder, name)) for name in (CHECKPOINT_NAME, OUTPUTS_NAME))
 
 
 def train_variant(name, *, seed, data_dir, epochs, out):
     """Train one variant and seed with asgn6.py in its own process, or finish an interrupted run of it;
-    returns the seconds spent training (0 for a run that was already complete)."""
+    returns (the seconds spent training: 0 for a run that was already complete, whether it went on from a save)."""
     folder = run_dir(out, name, seed)
     os.makedirs(folder, exist_ok=True)
     checkpoint = os.path.join(folder, CHECKPOINT_NAME)
     config = run_config(name, seed, epochs)
-    if not os.path.exists(checkpoint) and is_complete(folder, config, split_of_run(config, data_dir)[1]):
+    split, num_images = split_of_run(config, data_dir)
+    status = run_status(folder, config, split, num_images)
+    if status == 'complete' and (os.path.exists(os.path.join(folder, SCORES_NAME)) or os.path.exists(checkpoint)):
         print(f'--- {name}, seed {seed}: already complete (its loss.txt and {VALIDATION_NAME} say so)', flush=True)
-        return 0.0
+        return 0.0, True
+    if status == 'stale':  # made by an earlier version of the code: its files and records go
+        print(f'--- {name}, seed {seed}: its files were made on other images or noise than today\'s code draws; '
+              'training it again', flush=True)
+        for stale in (checkpoint, os.path.join(folder, SCORES_NAME), os.path.join(folder, OUTPUTS_NAME)):
+            if os.path.exists(stale):
+                os.remove(stale)
     done_before = load_checkpoint(checkpoint)['iteration'] if os.path.exists(checkpoint) else 0
     command = [sys.executable, os.path.join(ROOT, 'asgn6.py'), *run_flags(name, config, data_dir, folder),
                *(['--resume', checkpoint] if done_before else ['--overwrite'])]
     print(f'--- {name}, seed {seed}: {" ".join(command[1:])}', flush=True)
     start = time.perf_counter()
-    with open(os.path.join(folder, 'train.log'), 'a') as log:
-        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
-    if status != 0:
-        raise cli.Failure(f'{name}, seed {seed}: asgn6.py stopped with status {status}; its output is in '
+    with open(os.path.join(folder, 'train.log'), 'a' if done_before else 'w') as log:
+        exit_status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if exit_status != 0:
+        raise cli.Failure(f'{name}, seed {seed}: asgn6.py stopped with status {exit_status}; its output is in '
                           f'{os.path.join(folder, "train.log")}, and a new call resumes the run')
+    record_last_save(folder, split.held_out)
     trained = load_checkpoint(checkpoint)['iteration'] > done_before
-    return time.perf_counter() - start if trained else 0.0
+    return (time.perf_counter() - start if trained else 0.0), bool(done_before)
 
 
 def split_digest(held_out):
@@ -192,11 +243,13 @@ def kept_scores(previous, row):
 
 
 def checkpoint_scores(folder, held_out, kept):
-    """`kept`, completed from the run's checkpoint where it is still there."""
-    path = os.path.join(folder, CHECKPOINT_NAME)
-    if set(kept) == set(CHECKPOINT_SCORES) or not os.path.exists(path):
+    """`kept`, completed from what the run recorded as it finished, or else from its checkpoint if still there."""
+    path, recorded = os.path.join(folder, CHECKPOINT_NAME), os.path.join(folder, SCORES_NAME)
+    if set(kept) == set(CHECKPOINT_SCORES):
         return kept
-    return last_save_scores(path, held_out)
+    if os.path.exists(recorded):
+        return read_json(recorded)
+    return last_save_scores(path, held_out) if os.path.exists(path) else kept
 
 
 def checkerboard_db(images, clean):
@@ -325,6 +378,9 @@ def comparison_figure(path, held_out, network_folders, classical, count=8):
     count = min(count, held_out.clean.size(0))
     rows = [held_out.clean[:count], held_out.noisy[:count]]
     for folder in network_folders:
+        if os.path.exists(os.path.join(folder, OUTPUTS_NAME)):
+            rows.append(recorded_outputs(folder, *held_out.clean.shape[-2:])[:count])
+            continue
         model, _ = load_model(os.path.join(folder, CHECKPOINT_NAME), torch.device('cpu'))
         with training.evaluating(model):
             rows.append(model(held_out.noisy[:count]))
@@ -377,10 +433,14 @@ def evaluate_all(out, walls, filter_names, previous, data_dir, epochs):
             folder = run_dir(out, name, seed)
             config = run_config(name, seed, epochs)
             split, num_images = split_of_run(config, data_dir)
-            if is_complete(folder, config, num_images):
+            status = run_status(folder, config, split, num_images)
+            if status == 'complete':
                 timing = walls.get(f'{name}/seed-{seed}', {'seconds': float('nan'), 'machine': 'unknown'})
                 kept = previous['networks'].get((name, seed))
                 networks.append(evaluate_run(name, folder, timing, config, split, kept))
+            elif status == 'stale':
+                print(f'{name}, seed {seed}: made on other images or noise than today\'s code draws, so not in the '
+                      'table; a new call trains it again')
             else:
                 print(f'{name}, seed {seed}: not complete, so not in the table; a new call resumes it')
     classical, figure_inputs = [], []
@@ -453,7 +513,7 @@ def variants_figure(out, figure_inputs):
     clean, noisy, then each variant's output.  Left as it is where no seed has them all."""
     for seed, _, held_out in figure_inputs:
         folders = [run_dir(out, name, seed) for name in Q3F_VARIANTS]
-        if seed not in DEVELOPMENT_SEEDS and all(os.path.exists(os.path.join(f, CHECKPOINT_NAME)) for f in folders):
+        if seed not in DEVELOPMENT_SEEDS and all(has_outputs(folder) for folder in folders):
             comparison_figure(os.path.join(out, 'variants.png'), held_out, folders, classical=None)
             print(f'variants.png (split of seed {seed}) rows: clean, noisy, {", ".join(Q3F_VARIANTS)}')
             return
@@ -465,7 +525,7 @@ def figure_candidate(out, networks, seed, rows, held_out):
     here = [row for row in networks if row['noise_level'] == 1.0 and row['seed'] == seed]
     best_network = max(here, key=lambda row: row['held_out_psnr'], default={'name': None})['name']
     shown = list(dict.fromkeys(name for name in ('spec', best_network) if any(r['name'] == name for r in here)))
-    missing = [name for name in shown if not os.path.exists(os.path.join(run_dir(out, name, seed), CHECKPOINT_NAME))]
+    missing = [name for name in shown if not has_outputs(run_dir(out, name, seed))]
     best_filter = best_classical(rows)
     return {'seed': seed, 'shown': shown, 'missing': missing, 'best_filter': best_filter, 'held_out': held_out,
             'ready': bool(shown) and not missing and best_filter is not None}
@@ -521,6 +581,8 @@ def main(argv=None):
                         'are installed)')
     parser.add_argument('--skip-training', action='store_true', help='evaluate the runs already in --out '
                         '(default: train first; a run already there is resumed, or left as it is if complete)')
+    parser.add_argument('--train-only', action='store_true', help='train (or resume) and stop: no evaluation, no '
+                        'filters, results.json left as it is (default: evaluate every run after training)')
     parser.add_argument('--choose-joint-bins', action='store_true', help='only score joint corrections of several '
                         'sizes on the development seed, into joint-bins.md (default: off)')
     parser.add_argument('--table-only', action='store_true', help='only rewrite results.md from results.json '
@@ -548,10 +610,13 @@ def run(args):
         for name in names:
             if args.skip_training:
                 continue
-            seconds = train_variant(name, seed=seed, data_dir=args.data_dir, epochs=args.epochs, out=args.out)
+            seconds, resumed = train_variant(name, seed=seed, data_dir=args.data_dir, epochs=args.epochs, out=args.out)
             if seconds:
-                walls[f'{name}/seed-{seed}'] = add_timing(walls.get(f'{name}/seed-{seed}'), seconds)
+                key = f'{name}/seed-{seed}'
+                walls[key] = add_timing(walls.get(key) if resumed else None, seconds)
                 write_text_atomic(walls_path, json.dumps(walls, indent=1))
+    if args.train_only:
+        return 0
     filters = classical_filters(args.filters)
     networks, classical, figure_inputs = evaluate_all(args.out, walls, args.filters, previous_results(args.out),
                                                       args.data_dir, args.epochs)

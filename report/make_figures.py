@@ -692,7 +692,9 @@ def main(argv=None):
                         'with --val-split 0.1 in RUN_DIR (its loss.txt and train.log there too) into report/heldout/ '
                         '(default: use report/heldout/ as committed)')
     parser.add_argument('--ship-denoiser', metavar='CHECKPOINT', help='first write the model of CHECKPOINT as '
-                        'weights/residual-unet.pt (default: keep the committed one)')
+                        'weights/MODEL.pt (default: keep the committed one)')
+    parser.add_argument('--run-name', default=DENOISER, help='with --ship-denoiser: the experiment whose run it is, '
+                        f'for the command its note gives (default: {DENOISER})')
     parser.add_argument('--pdf', action='store_true', help='then build report.pdf with pandoc and pdflatex '
                         '(default: off)')
     args = parser.parse_args(argv)
@@ -703,8 +705,8 @@ def main(argv=None):
         collect_held_out(args.collect_held_out, os.path.join(args.collect_held_out, 'loss.txt'),
                          log if os.path.exists(log) else None)
     if args.ship_denoiser:
-        ship(args.ship_denoiser, 'residual-unet.pt',
-             'python -m experiments.run_experiments --seeds {seed} --only ' + DENOISER)
+        ship(args.ship_denoiser, f'{load_checkpoint(args.ship_denoiser)["config"].model}.pt',
+             'python -m experiments.run_experiments --seeds {seed} --only ' + args.run_name)
     os.makedirs(FIGURES, exist_ok=True)
     novel_procedures_figure()
     path = os.path.join(HERE, 'report.md')

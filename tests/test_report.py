@@ -166,12 +166,15 @@ def test_the_shipped_denoiser_scores_what_its_run_recorded():
     from dae import training
     from dae.denoising import load_model
     from dae.denoising import SelfEnsemble
-    from experiments.run_experiments import split_of_run
+    from experiments.run_experiments import split_digest, split_of_run
     model, config = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
     split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
     with open(os.path.join(ROOT, 'experiments', 'results', 'results.json')) as f:
         row = next(row for row in json.load(f)['networks'] if row['name'] == 'residual-unet+cosine+mse+augment-160ep'
                    and row['seed'] == config.seed)
+    if row['held_out_set'] != split_digest(split.held_out):  # TODO(issue 35): gone when its regeneration ships anew
+        pytest.skip('weights/residual-unet.pt and its results were made before the streams fix; '
+                    'python -m experiments.regenerate makes them again')
     # half-precision weights, and another CPU class rounds the network's floats differently: a hundredth of a dB
     for net, key in ((model, 'last_save_psnr'), (SelfEnsemble(model), 'self_ensemble_psnr')):
         assert training.evaluate(net, split.held_out)[1] == pytest.approx(row[key], abs=0.02)
