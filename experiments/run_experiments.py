@@ -165,7 +165,7 @@ def record_last_save(folder, held_out):
 def recorded_outputs(folder, height, width):
     """The outputs record_last_save kept, as a batch in [-1, 1]."""
     with Image.open(os.path.join(folder, OUTPUTS_NAME)) as strip:
-        pixels = torch.from_numpy(np.asarray(strip.convert('RGB'))).reshape(height, -1, width, 3)
+        pixels = torch.from_numpy(np.array(strip.convert('RGB'))).reshape(height, -1, width, 3)
     return pixels.permute(1, 3, 0, 2).float() / 127.5 - 1
 
 

@@ -415,3 +415,24 @@ def test_table_only_says_what_it_wrote(smoke, tmp_path, capsys):
     shutil.copytree(smoke[1], tmp_path / 'copy')
     status, out, err = call_main(run_experiments.main, ['--out', tmp_path / 'copy', '--table-only'], capsys)
     assert status == 0 and out.strip() == f'wrote {tmp_path / "copy" / "results.md"} from results.json'
+
+
+@pytest.mark.slow
+def test_the_regeneration_counts_a_run_done_only_when_todays_code_made_it(tmp_path, monkeypatch, capsys):
+    from experiments import regenerate
+    write_images(tmp_path / 'data' / 'x', 20)
+    monkeypatch.setattr(regenerate, 'ROOT', str(tmp_path))
+    monkeypatch.setattr(regenerate, 'HERE', str(tmp_path / 'experiments'))
+    assert regenerate.runs_left(['spec-noise-0.5'], ['4681']) == '1 of 1 runs'
+    argv = ['--data-dir', tmp_path / 'data', '--out', tmp_path / 'experiments' / 'results', '--only', 'spec-noise-0.5',
+            '--seeds', 4681, '--train-only']
+    status, out, err = call_main(run_experiments.main, argv, capsys)
+    assert status == 0, err
+    assert regenerate.runs_left(['spec-noise-0.5'], ['4681']) == ''
+    assert not (tmp_path / 'experiments' / 'results' / 'results.json').exists()  # --train-only: no evaluation
+    table = tmp_path / 'experiments' / 'results' / 'runs' / 'spec-noise-0.5' / 'seed-4681' / 'validation.csv'
+    lines = table.read_text().splitlines()
+    fields = lines[-1].split(',')
+    fields[6] = f'{float(fields[6]) - 0.01:.4f}'  # train_noisy_psnr_db: the probe drawn by other code
+    table.write_text('\n'.join([*lines[:-1], ','.join(fields)]) + '\n')
+    assert regenerate.runs_left(['spec-noise-0.5'], ['4681']) == '1 of 1 runs'
