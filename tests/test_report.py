@@ -58,6 +58,19 @@ def test_saves_after_an_epochs_last_batch_are_told_apart_from_the_others():
         "-1.50 dB training images; for the other 7 saves: +1.29 and +1.29 dB.")
 
 
+def test_the_largest_fall_after_a_short_batch_is_read_from_the_runs_files(tmp_path):
+    from dae.logs import Validation, save_validation
+    # 674 training images at batch 32: 22 iterations an epoch, the 22nd of 2 images; saves every 11 iterations
+    falls = {'a': {11: 15.0, 22: 13.5, 33: 15.2, 44: 14.9}, 'b': {11: 15.0, 22: 14.0, 33: 10.0, 44: 14.0}}
+    for name, psnrs in falls.items():
+        (tmp_path / name / 'seed-1').mkdir(parents=True)
+        save_validation(tmp_path / name / 'seed-1' / 'validation.csv',
+                        [Validation(i, 0.1, p, 9.0, 0.1, p + 1, 9.0) for i, p in psnrs.items()])
+    runs = {name: {1: {'train_images': 674}} for name in falls}
+    assert make_figures.short_batch_drop(runs, tmp_path) == pytest.approx(1.5)  # a's 22; b's fall at 33 is not one
+    assert make_figures.short_batch_drop({'b': runs['b']}, tmp_path) == pytest.approx(1.0)
+
+
 def test_each_step_to_the_stronger_denoiser_is_compared_on_the_seeds_both_runs_have(tmp_path):
     import json
 
@@ -128,9 +141,18 @@ def test_the_variants_table_compares_each_with_the_assignments_model_on_the_same
     networks[1]['checkerboard_db'] = 3.0  # the assignment's model measured on seed 2 alone
     for row in networks[12:15]:  # the fifth variant on every seed
         row['checkerboard_db'] = -2.0 + row['seed']
+    from dae.logs import Validation, save_validation
+    for row in networks:  # a fall of 0.1 dB per seed after the short batch at iteration 22 (674 images at 32)
+        row['train_images'] = 674
+        (tmp_path / 'runs' / row['name'] / f'seed-{row["seed"]}').mkdir(parents=True)
+        save_validation(tmp_path / 'runs' / row['name'] / f'seed-{row["seed"]}' / 'validation.csv',
+                        [Validation(11, 0.1, 15.0, 9.0, 0.1, 16.0, 9.0),
+                         Validation(22, 0.1, 15.0 - 0.1 * row['seed'], 9.0, 0.1, 16.0, 9.0)])
     path = tmp_path / 'results.json'
     path.write_text(json.dumps({'development_seeds': [1], 'networks': networks, 'classical': []}))
-    rows = [line for line in make_figures.variants_section(str(path)).splitlines() if line.startswith('| ')][1:]
+    table = make_figures.variants_section(str(path), tmp_path / 'runs')
+    assert 'in these runs it falls by up to 0.3 dB held out from the save before.' in table  # test seeds 2 and 3
+    rows = [line for line in table.splitlines() if line.startswith('| ')][1:]
     assert rows[0] == "| the assignment's model | 1,000 | 19.50 ± 0.71 | 16.50 ± 0.71 | - | 3.00 ± 0.00 | +3.0 (2) |"
     assert rows[1].split(' | ')[4] == '+1.00 ± 0.00'  # paired on the test seeds 2 and 3
     assert rows[4].endswith('| +0.5 ± 0.7 |')  # measured on both test seeds: no seeds named
