@@ -12,7 +12,6 @@ run's last-save scores, its outputs for the figures, the shipped weights) is wri
 The report's two 500-epoch runs are made with AVX2 kernels (the class of the report's machine; on an AVX-512 CPU
 PyTorch, oneDNN and MKL are asked for them), so that they repeat on an AVX2-only machine byte for byte.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -96,7 +95,6 @@ def report_run():
 
 
 def held_out_left():
-    import torch  # noqa: F401 (late: --plan of the other steps needs no torch)
     from dae.config import RunConfig
     from experiments.run_experiments import split_of_run
     path = os.path.join(ROOT, 'report', 'heldout', 'validation.csv')
@@ -226,7 +224,7 @@ def main(argv=None):
     return cli.report_errors('regenerate.py', lambda: run(args))
 
 
-def run(args: argparse.Namespace):
+def run(args):
     plan = steps()
     show_plan(plan)
     if args.plan:
