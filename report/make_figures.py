@@ -36,7 +36,7 @@ from dae.loss_stats import centred_average, convergence_stats
 from dae.machine import machine_name
 from dae.checkpoint import FORMAT, load_checkpoint
 from dae.denoising import load_model, model_of
-from dae.config import RunConfig
+from dae.config import RunConfig, batches_per_epoch
 from dae.logs import read_losses, read_validation
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,19 +101,14 @@ def iterations_per_epoch(log=os.path.join(RUN, 'train.log')):
         return int(re.search(r'(\d+) iterations per epoch', f.read()).group(1))
 
 
-def loss_section(window_epochs=10):
-    """The loss figure, drawn by plot_loss.py as a user would, and the numbers behind Q3(c)."""
-    losses = read_losses(os.path.join(RUN, 'loss.txt'))
-    per_epoch = iterations_per_epoch()
+def loss_table(losses, per_epoch, window_epochs=10, late=2000):
+    """Q3(c)'s numbers for a loss file: the smoothed loss through training and the scatter of single losses
+    about the trend over the last `late` iterations (the notebook builds it for its own run)."""
     window = window_epochs * per_epoch
     stats = convergence_stats(losses, window)
-    late = slice(10_000 - 1, 12_000)  # iterations 10,000 to 12,000: the scatter of single losses about the trend
-    deviation = losses[late] / centred_average(losses, window)[late] - 1
+    start = max(0, losses.size - late)
+    deviation = losses[start:] / centred_average(losses, window)[start:] - 1
     low, high = np.percentile(deviation, [5, 95])
-    subprocess.run([sys.executable, os.path.join(ROOT, 'plot_loss.py'), 'loss.txt', '--window', str(window),
-                    '--per-epoch', str(per_epoch), '--log-y', '--ylabel', 'L1 loss',
-                    '--title', 'Training loss, 500 epochs, embedded data, seed 4680',
-                    '--save', os.path.join(FIGURES, 'loss.png')], cwd=RUN, check=True, stdout=subprocess.DEVNULL)
     return '\n'.join([
         '| | value |', '|---|---|',
         f'| iterations | {stats["iterations"]} |',
@@ -124,11 +119,21 @@ def loss_section(window_epochs=10):
         f'| change of the smoothed loss over the last 10% | {100 * stats["last_10pct_change"]:+.2f}% |',
         f'| minimum single-batch loss | {stats["minimum"]:.4f} (iteration {stats["minimum_at"]}) |',
         f'| final single-batch loss | {stats["final"]:.4f} |',
-        f'| single losses about the centred mean, iterations 10,000–12,000: standard deviation | '
+        f'| single losses about the centred mean, iterations {start:,}–{losses.size:,}: standard deviation | '
         f'{100 * deviation.std():.1f}% |',
         f'| the same: 90% of iterations between | {100 * low:+.1f}% and {100 * high:+.1f}% |',
         '', f': The loss of the default run, every iteration\'s; smoothed: the trailing mean over {window} '
             f'iterations ({window_epochs} epochs).'])
+
+
+def loss_section(window_epochs=10):
+    """The loss figure, drawn by plot_loss.py as a user would, and the numbers behind Q3(c)."""
+    per_epoch = iterations_per_epoch()
+    subprocess.run([sys.executable, os.path.join(ROOT, 'plot_loss.py'), 'loss.txt', '--window',
+                    str(window_epochs * per_epoch), '--per-epoch', str(per_epoch), '--log-y', '--ylabel', 'L1 loss',
+                    '--title', 'Training loss, 500 epochs, embedded data, seed 4680',
+                    '--save', os.path.join(FIGURES, 'loss.png')], cwd=RUN, check=True, stdout=subprocess.DEVNULL)
+    return loss_table(read_losses(os.path.join(RUN, 'loss.txt')), per_epoch, window_epochs)
 
 
 # ----------------------------------------------------------------------------- grids
@@ -195,23 +200,24 @@ def labelled_rows(source, target, labels):
     plt.close(fig)
 
 
-def samples_section(columns=8):
-    """The PSNR table of Q3(d), and the sample and novel grids of its iterations as one figure each."""
+def samples_section(run=RUN, iterations=ITERATIONS, figures=FIGURES, per_epoch=None, columns=8):
+    """The PSNR table of Q3(d), and the sample and novel grids of its iterations as one figure each (the
+    notebook draws them for its own run)."""
     rows = ['| iteration | epoch | noisy vs clean | denoised vs clean |', '|---|---|---|---|']
-    per_epoch = iterations_per_epoch()
+    per_epoch = per_epoch or iterations_per_epoch()
     crops, scratch, batch_sizes = {'sample': [], 'novel': []}, tempfile.mkdtemp(), {}
-    for iteration in ITERATIONS:
-        source = os.path.join(RUN, f'sample-{iteration:06d}.png')
+    for iteration in iterations:
+        source = os.path.join(run, f'sample-{iteration:06d}.png')
         clean, noisy, denoised = grid_cells(source, 3)
         batch_sizes[iteration] = len(clean)
         for kind, grid_rows in (('sample', 3), ('novel', 2)):
             crops[kind].append(os.path.join(scratch, f'{kind}-{iteration:06d}.png'))
-            crop_columns(os.path.join(RUN, f'{kind}-{iteration:06d}.png'), crops[kind][-1], columns, grid_rows)
+            crop_columns(os.path.join(run, f'{kind}-{iteration:06d}.png'), crops[kind][-1], columns, grid_rows)
         rows.append(f'| {iteration:,} | {(iteration - 1) // per_epoch + 1} | {psnr(noisy, clean):.2f} dB '
                     f'| {psnr(denoised, clean):.2f} dB |')
-    titles = [f'iteration {iteration:,} (epoch {(iteration - 1) // per_epoch + 1})' for iteration in ITERATIONS]
+    titles = [f'iteration {iteration:,} (epoch {(iteration - 1) // per_epoch + 1})' for iteration in iterations]
     for kind, paths in crops.items():
-        panels(paths, titles, os.path.join(FIGURES, f'{kind}s.png'))
+        panels(paths, titles, os.path.join(figures, f'{kind}s.png'))
     shutil.rmtree(scratch)
     usual = max(batch_sizes.values(), key=list(batch_sizes.values()).count)
     short = ''.join(f', but {size} at iteration {iteration:,}, the last batch of epoch '
@@ -221,55 +227,16 @@ def samples_section(columns=8):
                               f'image of the batch: {usual}{short}.')
 
 
-# (variant, the variant it changes one thing of, its name in the report); what each change is, the prose says
-DENOISER_STEPS = (
-    ('unet', None, 'U-Net'),
-    ('unet+cosine', 'unet', 'U-Net + cosine'),
-    ('residual-unet', 'unet', 'residual U-Net (R)'),
-    ('residual-unet+cosine', 'residual-unet', 'R + cosine'),
-    ('residual-unet+cosine+mse', 'residual-unet+cosine', 'R + cosine + MSE'),
-    ('residual-unet+cosine+mse+augment', 'residual-unet+cosine+mse', 'R + cosine + MSE + symmetries'),
-    ('residual-unet+cosine-150ep', 'residual-unet+cosine', 'R + cosine, 150 epochs'),
-    ('residual-unet+cosine+mse-150ep', 'residual-unet+cosine-150ep', 'R + cosine + MSE, 150 epochs'),
-    ('residual-unet+cosine+mse+augment-160ep', 'residual-unet+cosine+mse-150ep', 'R + cos. + MSE + sym., 160 epochs'),
-)
-DENOISER = 'residual-unet+cosine+mse+augment-160ep'  # the final one, shipped as weights/residual-unet.pt
+# the coda's long runs, one recipe (a cosine schedule, MSE, the eight symmetries) in one wall time: (name, label)
+LONG_CODA = (('residual-unet+cosine+mse+augment-160ep', 'residual U-Net, cosine, MSE, symmetries'),
+             ('unet+cosine+mse+augment-71ep', 'U-Net, the same recipe and time'))
+DENOISER = LONG_CODA[0][0]  # make_figures --ship-denoiser's default run name; regenerate ships the best
 RESULTS = os.path.join(ROOT, 'experiments', 'results', 'results.json')
 
 
 def read_results(path=RESULTS):
     with open(path) as f:
         return json.load(f)
-
-
-def denoiser_section(results_path=RESULTS):
-    """The steps towards the stronger denoiser (held-out PSNR at noise 1): each step's gain over the row it
-    changes, on the seeds both rows have, and the development seed's wall time."""
-    results = read_results(results_path)
-    runs = runs_by_name(results, tested_only=False)
-    development = results.get('development_seeds', [])
-    lines = ['| | variant | iterations | seeds | train PSNR | held-out PSNR | gain | minutes |',
-             '|---|-------------------------|--------|---------|--------------|--------------|'
-             '-------------------|-------|']
-    numbers = {}
-    for name, reference, label in DENOISER_STEPS:
-        if name not in runs:
-            continue
-        numbers[name] = len(numbers) + 1
-        rows = runs[name]
-        common = sorted(set(rows) & set(runs.get(reference, {}))) if reference in numbers else []
-        gain = (f'{spread([rows[s]["held_out_psnr"] - runs[reference][s]["held_out_psnr"] for s in common], sign=True)}'
-                f' vs {numbers[reference]}' if common else '-')
-        minutes = '; '.join(f'{rows[s]["wall_seconds"] / 60:.1f}' for s in development if s in rows) or '-'
-        lines.append(f'| {numbers[name]} | {label} | {next(iter(rows.values()))["iterations"]:,} | '
-                     f'{seed_list(rows)} | {spread([r["train_psnr"] for r in rows.values()])} | '
-                     f'{spread([r["held_out_psnr"] for r in rows.values()])} | {gain} | {minutes} |')
-    classes = sorted({machine_class(runs[name][s]['machine']) for name in numbers for s in development
-                      if s in runs[name]})
-    return '\n'.join(lines) + ('\n\n: Towards a stronger denoiser, one change a row (R: the residual U-Net). Held-out '
-                               'PSNR in dB, mean ± std over the seeds listed; gain: over the row named, on the seeds '
-                               f'both have; minutes: wall time of the development seed\'s run ({" and ".join(classes)}'
-                               ' CPU).')
 
 
 def machine_class(machine):
@@ -307,7 +274,59 @@ def short_batch_drop(runs, runs_dir=RUNS):
     return max(drops, default=0.0)
 
 
-def variants_section(results_path=RESULTS, runs_dir=RUNS):
+def score_until(saves, stop, train_images, last=3):
+    """A run's score had it stopped at iteration `stop`: the mean held-out PSNR of its last saves up to there that
+    do not follow a short batch (constant rates make a shorter run the same run stopped early; under a schedule
+    it is only the run's state there)."""
+    kept = [save for save in sorted(saves, key=lambda save: save.iteration) if save.iteration <= stop and
+            not follows_short_batch(save.iteration, train_images, RunConfig().batch_size)][-last:]
+    return float(np.mean([save.psnr for save in kept])), kept[-1].iteration
+
+
+def variant_curves(runs, runs_dir=RUNS, held_out_dir=HELD_OUT, last_epochs=10):
+    """heldout-curves.png, the ground of the 60-epoch budget: the 500-epoch run with images held out, and each
+    variant's held-out PSNR over its 60 epochs (the mean of its seeds); returns a sentence on how far each
+    variant's score moved over its last epochs."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (full, variants) = plt.subplots(1, 2, figsize=(9, 2.8), width_ratios=(1, 1.25))
+    if os.path.exists(os.path.join(held_out_dir, 'validation.csv')):
+        saves = read_validation(os.path.join(held_out_dir, 'validation.csv'))
+        per_epoch = iterations_per_epoch(os.path.join(held_out_dir, 'train.log'))
+        epochs = [save.iteration / per_epoch for save in saves]
+        full.plot(epochs, [save.train_psnr for save in saves], linewidth=1, label='training images')
+        full.plot(epochs, [save.psnr for save in saves], linewidth=1, label='held-out images')
+        full.axvline(60, color='grey', linestyle='--', linewidth=1, label='60 epochs')
+        full.legend(fontsize=7)
+    full.set(title='the assignment\'s model, 500 epochs (seed 4680)', xlabel='epoch', ylabel='PSNR (dB)')
+    changes = {}
+    for name, rows in runs.items():
+        curves, moved = [], []
+        for seed, row in rows.items():
+            saves = read_validation(os.path.join(runs_dir, name, f'seed-{seed}', 'validation.csv'))
+            per_epoch = batches_per_epoch(row['train_images'], RunConfig().batch_size)
+            stop = row['iterations'] - last_epochs * per_epoch
+            moved.append(score_until(saves, row['iterations'], row['train_images'])[0]
+                         - score_until(saves, stop, row['train_images'])[0])
+            curves.append({save.iteration / per_epoch: save.psnr for save in saves
+                           if not follows_short_batch(save.iteration, row['train_images'], RunConfig().batch_size)})
+        epochs = sorted(set.intersection(*(set(curve) for curve in curves)))
+        variants.plot(epochs, [np.mean([curve[epoch] for curve in curves]) for epoch in epochs], linewidth=1,
+                      label=VARIANT_LABELS.get(name, name))
+        changes[name] = float(np.mean(moved))
+    variants.set(title=f'held-out PSNR, mean of seeds {seed_list(next(iter(runs.values())))}', xlabel='epoch')
+    variants.legend(fontsize=6.5, ncol=2, loc='lower right')
+    for ax in (full, variants):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, os.path.join(FIGURES, 'heldout-curves.png'), dpi=200)
+    plt.close(fig)
+    return (f'Over the last {last_epochs} epochs the variants\' scores moved by {min(changes.values()):+.2f} to '
+            f'{max(changes.values()):+.2f} dB (mean of the seeds; the curves are in the appendix).')
+
+
+def variants_section(results_path=RESULTS, runs_dir=RUNS, held_out_dir=HELD_OUT):
     """Q3(f)'s table: each variant's held-out and training PSNR, its held-out change against the assignment's
     model on the same seeds, the memorisation gap and the checkerboard measure (on the seeds whose checkpoint
     was there to measure it)."""
@@ -317,12 +336,12 @@ def variants_section(results_path=RESULTS, runs_dir=RUNS):
                       ['clean', 'noisy'] + [VARIANT_LABELS[name] for name in Q3F_VARIANTS])
     runs = runs_by_name(read_results(results_path))
     base = runs[Q3F_VARIANTS[0]]
-    drop = short_batch_drop({name: runs[name] for name in Q3F_VARIANTS}, runs_dir)
-    if DENOISER in runs:
-        drop = f'{drop:.1f} dB held out from the save before (in the final denoiser\'s, by up to ' \
-               f'{short_batch_drop({DENOISER: runs[DENOISER]}, runs_dir):.1f} dB)'
-    else:
-        drop = f'{drop:.1f} dB held out from the save before'
+    drop = f'{short_batch_drop({name: runs[name] for name in Q3F_VARIANTS}, runs_dir):.1f} dB held out from the ' \
+        'save before'
+    long_runs = {name: runs[name] for name, _ in LONG_CODA if name in runs}
+    if long_runs:
+        drop += f' (in the coda\'s long runs, by up to {short_batch_drop(long_runs, runs_dir):.1f} dB)'
+    flat = variant_curves({name: runs[name] for name in Q3F_VARIANTS}, runs_dir, held_out_dir)
     lines = ['| variant | parameters | training PSNR | held-out PSNR | change held out | gap | checkerboard |',
              '|------------------------|------------|---------------|---------------|---------------|-------------|'
              '---------------|']
@@ -346,7 +365,7 @@ def variants_section(results_path=RESULTS, runs_dir=RUNS):
         f'model on the same seed; gap: training minus held-out PSNR; checkerboard: the outputs\' power at the '
         f'highest spatial frequency against the clean images\', in dB, on the seeds named where not all. A save '
         f'right after an epoch\'s 2-image last batch is left out of a score: in these runs it falls by up to '
-        f'{drop}.')
+        f'{drop}. {flat}')
 
 
 def baselines_section(results_path=RESULTS):
@@ -379,23 +398,20 @@ def baselines_section(results_path=RESULTS):
 UNET_SPEED_RATIO = 67.4 / 151.7
 
 
-def equal_time_unet(results, ratio, runs=os.path.join(ROOT, 'experiments', 'results', 'runs'), saves=3):
+def equal_time_unet(results, ratio, runs=RUNS):
     """The U-Net's held-out PSNR after the iterations it makes in the residual U-Net's 330-iteration time, from
     its own run's saves (constant rates, so a shorter run is the same run stopped early), per test seed."""
     scores = {}
     for seed, row in runs_by_name(results)['unet'].items():
-        stop = round(row['iterations'] * ratio)
-        rows = sorted(read_validation(os.path.join(runs, 'unet', f'seed-{seed}', 'validation.csv')),
-                      key=lambda r: r.iteration)
-        kept = [r for r in rows if r.iteration <= stop and
-                not follows_short_batch(r.iteration, row['train_images'], RunConfig().batch_size)][-saves:]
-        scores[seed] = (float(np.mean([r.psnr for r in kept])), kept[-1].iteration)
+        saves = read_validation(os.path.join(runs, 'unet', f'seed-{seed}', 'validation.csv'))
+        scores[seed] = score_until(saves, round(row['iterations'] * ratio), row['train_images'])
     return scores
 
 
 def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
-    """The stronger denoisers against the best corrected filter of each test seed (chosen on its training images),
-    the U-Net at equal iterations and at equal wall time with the residual U-Net."""
+    """The stronger denoisers against the best corrected filter of each test seed (chosen on its training images):
+    the U-Net and the residual U-Net at equal iterations and at equal wall time, then the long runs of one recipe
+    in one wall time, each also averaged over the eight symmetries of its input."""
     results = read_results(results_path)
     runs = runs_by_name(results)
     best = {}
@@ -417,42 +433,34 @@ def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
         stop = round(next(iter(unet.values()))['iterations'] * speed_ratio)
         add(f'U-Net in the residual U-Net\'s time (saves to {max(i for _, i in equal.values())})', f'{stop}',
             {s: value for s, (value, _) in equal.items()})
-    final = runs[DENOISER]
-    add('final denoiser (Table 9, row 9)', f'{final[min(final)]["iterations"]:,}',
-        {s: r['held_out_psnr'] for s, r in final.items()})
-    add('the same, 8 symmetries averaged', f'{final[min(final)]["iterations"]:,}',
-        {s: r['self_ensemble_psnr'] for s, r in final.items()})
-    names = sorted({row['name'] for row in best.values() if row['seed'] in final})
+    long_runs = [(name, label) for name, label in LONG_CODA if name in runs]
+    for name, label in long_runs:
+        rows = runs[name]
+        first = rows[min(rows)]
+        epochs = round(first['iterations'] / batches_per_epoch(first['train_images'], RunConfig().batch_size))
+        iterations = f'{first["iterations"]:,}'
+        add(f'{label} ({epochs} epochs)', iterations,
+            {s: r['held_out_psnr'] for s, r in rows.items()})
+        add('the same, 8 symmetries averaged', iterations, {s: r['self_ensemble_psnr'] for s, r in rows.items()})
+    names = sorted({best[seed]['name'] for rows in runs.values() for seed in rows if seed in best})
+    seeds = '; '.join(f'{label} {seed_list(runs[name])}' for name, label in
+                      (('unet', 'U-Net'), ('residual-unet', 'residual U-Net'), *long_runs))
+    minutes = ', '.join(f'{label.split(",")[0]} {np.mean([r["wall_seconds"] for r in runs[name].values()]) / 60:.1f}'
+                        for name, label in long_runs)
     return '\n'.join(lines) + (
-        f'\n\n: Denoisers on the test seeds\' held-out images (PSNR in dB, mean ± std over the seeds each has: '
-        f'{"; ".join(f"{label} {seed_list(rows)}" for label, rows in (("U-Net", unet), ("residual U-Net", residual)))}'
-        f'; the rest {seed_list(final)}). Best corrected filter: the one that scored best on each seed\'s training '
-        f'images ({", ".join(names)}).' + (f' Equal time: the U-Net trains {1 / speed_ratio:.2f} times slower '
-                                           '(on the 2-core AVX-512 CPU); its run stopped there is scored by its '
-                                           'last three saves before.' if speed_ratio else ''))
+        f'\n\n: Denoisers on the test seeds\' held-out images (PSNR in dB, mean ± std over the seeds: {seeds}). '
+        f'Best corrected filter: the one that scored best on each seed\'s training images ({", ".join(names)}).'
+        + (f' Equal time: the U-Net trains {1 / speed_ratio:.2f} times slower (on the 2-core AVX-512 CPU); its run '
+           'stopped there is scored by its last three saves before.' if speed_ratio else '')
+        + (f' Minutes a run, mean of the seeds: {minutes}.' if long_runs else ''))
 
 
 # ----------------------------------------------------------------------------- generalisation, latents
 
 def held_out_section(marks=(1000, 2000, 3000, 5000, 8000, 11000)):
-    """Figure and table of the 500-epoch run with 10% held out: PSNR on held-out and on as many training
-    images, measured the same way at every save."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    """The table of the 500-epoch run with 10% held out: PSNR on held-out and on as many training images,
+    measured the same way at every save (its curves are in heldout-curves.png, drawn with the variants')."""
     rows = read_validation(os.path.join(HELD_OUT, 'validation.csv'))
-    iterations = [row.iteration for row in rows]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    ax.plot(iterations, [row.train_psnr for row in rows], label='training images (as many, fixed noise)')
-    ax.plot(iterations, [row.psnr for row in rows], label='held-out images (fixed noise)')
-    ax.axhline(rows[0].noisy_psnr, color='grey', linestyle='--', linewidth=1, label='noisy input (held out)')
-    ax.set_xlabel('iteration')
-    ax.set_ylabel('PSNR of the output (dB)')
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, os.path.join(FIGURES, 'heldout-psnr.png'))
-    plt.close(fig)
     table = ['| iteration | epoch | training images | held-out images | gap |', '|---|---|---|---|---|']
     per_epoch = iterations_per_epoch(os.path.join(HELD_OUT, 'train.log'))
     for row in rows:
@@ -490,24 +498,6 @@ def epoch_end_dips(rows, per_epoch):
             f'{len(other)} saves: {mean(other, 0):+.2f} and {mean(other, 1):+.2f} dB.')
 
 
-def latent_histogram(kinds, path):
-    """How the coordinates of each kind of latent vector are spread over [-1, 1]."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 2.8))
-    bins = np.linspace(-1, 1, 41)
-    for label, values in kinds.items():
-        ax.hist(values.flatten().numpy(), bins=bins, density=True, histtype='step', linewidth=1.5, label=label)
-    ax.set_xlabel('value of one latent coordinate')
-    ax.set_ylabel('density')
-    ax.legend(loc='upper center', fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
-
-
 @torch.no_grad()
 def latent_section(count=2000):
     """Where the shipped model's encoder puts the 749 images, clean and under the training noise (the codes the
@@ -521,7 +511,6 @@ def latent_section(count=2000):
                              dtype=torch.float64) - 1
     kinds = {'codes of the clean images': clean, 'codes of the noisy images': codes,
              'uniform in [-1, 1] (the starter\'s)': uniform, 'Gaussian fitted to the noisy codes': fitted}
-    latent_histogram(kinds, os.path.join(FIGURES, 'latent-histogram.png'))
     precision = torch.linalg.inv(gaussian.covariance_matrix)
 
     def mahalanobis(points):
@@ -551,20 +540,6 @@ def latent_section(count=2000):
                               'clamped to [-1, 1] as the encoder\'s Tanh is, which narrows their spread below '
                               'the noisy codes\'. A noisy code\'s nearest is another '
                               f'image\'s; a clean code\'s is its own image\'s noisy code.')
-
-
-@torch.no_grad()
-def novel_procedures_figure(count=16):
-    """The same 32 uniform latent vectors decoded by the shipped model as the starter shows them (BatchNorm in
-    training mode on the batch, the grid min-max scaled) and as asgn6.py does (eval mode, fixed range)."""
-    import copy
-    model, config = load_model(os.path.join(WEIGHTS, 'spec.pt'), torch.device('cpu'))
-    latents = training.uniform_latents(32, config.latent_size, training.Streams(config.seed).novel_latent_generator())
-    starter = copy.deepcopy(model).train().decode(latents)  # a copy: training mode moves the running statistics
-    starter = (starter - starter.min()) / (starter.max() - starter.min()) * 2 - 1
-    ours = model.decode(latents)
-    save_grid(os.path.join(FIGURES, 'novel-procedures.png'), torch.cat([starter[:count], ours[:count]]),
-              images_per_row=count // 2)
 
 
 # ----------------------------------------------------------------------------- collecting a run
@@ -660,20 +635,60 @@ def collect_held_out(run_dir, loss_file, log_file):
 
 NOTEBOOK = os.path.join(ROOT, 'asgn6.ipynb')
 ANSWER = re.compile(r'<!-- ANSWER (\S+) -->\n(.*?)\n<!-- END ANSWER \1 -->', re.S)
-ANSWER_SOURCES = {  # which runs each written answer reads, for the notebook, whose own run is shorter
-    'c': "report/run/, the report's 500-epoch run", 'd': "report/run/, the report's 500-epoch run",
-    'e': "report/run/ and weights/spec.pt, the report's 500-epoch run",
-    'f': 'experiments/results/, the runs of experiments/run_experiments.py',
-    'f-findings': 'experiments/results/, the runs of experiments/run_experiments.py',
-    'f-coda': 'experiments/results/, the runs of experiments/run_experiments.py',
+RUN_SOURCE = 'the 500-epoch run of seed 4680, whose outputs this notebook shows as committed (a run of yours differs)'
+ANSWER_SOURCES = {  # which runs each written answer reads
+    'c': RUN_SOURCE, 'd': RUN_SOURCE, 'e': RUN_SOURCE + ', and its weights, weights/spec.pt',
+    'f': 'the experiments\' runs in experiments/results/, shown in the tables above',
+    'f-findings': 'the experiments\' runs in experiments/results/, shown in the tables above',
+    'f-coda': 'the experiments\' runs in experiments/results/, shown in the tables above',
 }
+
+
+def report_labels(report_text):
+    """How report.pdf numbers its tables and figures, in order of appearance: {section name: 'Table N'} for the
+    generated sections with a captioned table, {image file name: 'Figure N'} for each picture."""
+    labels, tables, figures = {}, 0, 0
+    pattern = re.compile(r'<!-- BEGIN (\S+) -->\n(.*?)<!-- END \1 -->|!\[[^\]]*\]\(([^)\s]+)\)', re.S)
+    for match in pattern.finditer(report_text):
+        if match.group(3):
+            figures += 1
+            labels[os.path.basename(match.group(3))] = f'Figure {figures}'
+        elif re.search(r'^: ', match.group(2), re.M):
+            tables += 1
+            labels[match.group(1)] = f'Table {tables}'
+    return labels
+
+
+def labelled(table, label):
+    """A generated table for a notebook: its pandoc caption (': ...') as a bold label above it, since Jupyter's
+    markdown has no table captions."""
+    rows, _, caption = table.partition('\n\n: ')
+    return f'**{label}.** {caption}\n\n{rows}'
+
+
+def report_table(name, path=os.path.join(HERE, 'report.md')):
+    """One of report.md's generated tables as the report shows it, with its number: for the notebook's Q3(f),
+    whose tables come from the committed experiment runs, not from the notebook's own run."""
+    with open(path) as f:
+        text = f.read()
+    section = re.search(rf'<!-- BEGIN {name} -->\n(.*?)\n<!-- END {name} -->', text, re.S).group(1)
+    return labelled(section, report_labels(text)[name])
+
+
+def report_figure(name, path=os.path.join(HERE, 'report.md')):
+    """(its number and caption as a bold-labelled line, the picture's path from the top folder) of the report's
+    figure drawn from the file `name`: for the notebook, which shows the same figures."""
+    with open(path) as f:
+        text = f.read()
+    caption, link = re.search(rf'!\[([^\]]*)\]\(([^)\s]*/{re.escape(name)})\)', text).groups()
+    return f'**{report_labels(text)[name]}.** {caption}', os.path.relpath(os.path.join(os.path.dirname(path), link),
+                                                                           ROOT)
 
 
 def notebook_answer(name, text):
     """A notebook cell's text for one of report.md's written answers: the answer, and whose numbers it quotes."""
     return (f'<!-- ANSWER {name}: written in report/report.md; python -m report.make_figures copies it here -->\n'
-            f'*The report\'s answer. Its numbers are from {ANSWER_SOURCES[name]}, not from this notebook\'s run; '
-            f'figure and table numbers are report.pdf\'s.*\n\n{text}')
+            f'*The report\'s answer; its numbers are from {ANSWER_SOURCES[name]}.*\n\n{text}')
 
 
 def sync_notebook(report_text, path=NOTEBOOK):
@@ -731,14 +746,12 @@ def main(argv=None):
         ship(args.ship_denoiser, f'{load_checkpoint(args.ship_denoiser)["config"].model}.pt',
              'python -m experiments.run_experiments --seeds {seed} --only ' + args.run_name)
     os.makedirs(FIGURES, exist_ok=True)
-    novel_procedures_figure()
     path = os.path.join(HERE, 'report.md')
     with open(path) as f:
         text = f.read()
     for name, make in (('layers', layer_table), ('check', check_models_output), ('loss', loss_section),
                        ('samples', samples_section), ('held-out', held_out_section), ('latents', latent_section),
-                       ('variants', variants_section), ('baselines', baselines_section), ('coda', coda_section),
-                       ('denoiser', denoiser_section)):
+                       ('variants', variants_section), ('baselines', baselines_section), ('coda', coda_section)):
         if f'<!-- BEGIN {name} -->' in text:  # a section the report does not show is not computed
             text = replace_section(text, name, make())
     write_text_atomic(path, text)

@@ -1,6 +1,7 @@
 """asgn6.ipynb runs top to bottom, headless, on a tiny budget (one epoch on eight images): an error in any
 cell fails the test."""
 import os
+import re
 
 import pytest
 
@@ -23,5 +24,18 @@ def test_the_notebook_runs_top_to_bottom_on_a_tiny_budget(tmp_path, monkeypatch)
     assert 'Ran 4 tests' in printed and 'exit status 0' in printed and 'done: 1 iterations' in printed
     images = sum('image/png' in output.get('data', {}) for cell in notebook.cells if cell.cell_type == 'code'
                  for output in cell.outputs)
-    assert images >= 8  # loss curves, samples, novel grids, the shipped models' images, the denoiser's demo
+    errors = [output for cell in notebook.cells if cell.cell_type == 'code' for output in cell.outputs
+              if output.output_type == 'error']  # display() reports a missing picture as an output, not a raise
+    assert not errors, [f'{error.ename}: {error.evalue}' for error in errors]
+    assert images >= 7  # the loss, samples, novels, interpolation, held-out curves, variants, the denoiser's demo
     assert (tmp_path / 'out' / 'checkpoint.pt').exists() and (tmp_path / 'out' / 'shipped-denoiser').is_dir()
+    # each table and figure that a written answer cites is shown above it, numbered as in the report
+    shown = ''
+    for cell in notebook.cells:
+        if cell.cell_type == 'code':
+            shown += ''.join(output.get('data', {}).get('text/markdown', '') for output in cell.outputs)
+        elif cell.source.startswith('<!-- ANSWER'):
+            cited = set(re.findall(r'(Table|Figure)s? (\d+)', cell.source))
+            assert cited, cell.source[:40]
+            for kind, number in cited:
+                assert f'**{kind} {number}.**' in shown, (cell.source[:40], kind, number)
