@@ -6,7 +6,7 @@
     python denoise.py --generate 32 --latent-source data  # 32 novel images from the data's latent codes
     python denoise.py --interpolate a.png b.png           # a row decoded between two images' codes
 
-Which model: --checkpoint, or by default for IMAGE... the shipped residual U-Net (weights/residual-unet.pt),
+Which model: --checkpoint, or by default for IMAGE... the shipped U-Net (weights/unet.pt),
 which denoises every image at its own size and generalises to images it never saw; for --generate and
 --interpolate, which need the latent code of the assignment's model, your finished run
 (samples/checkpoint.pt), else the shipped weights/spec.pt.  With the assignment's model an image is read
@@ -39,7 +39,7 @@ COMPARE_LIMIT = 25_000_000  # pixels: above this NAME-compare.png (three copies 
 DEFAULT_CHECKPOINT = os.path.join('samples', CHECKPOINT_NAME)  # where `python asgn6.py` leaves its model
 WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 SHIPPED_SPEC = os.path.join(WEIGHTS, 'spec.pt')  # the assignment's model after the report's 500-epoch run
-SHIPPED_DENOISER = os.path.join(WEIGHTS, 'residual-unet.pt')  # the stronger denoiser of the report's Q3(f)
+SHIPPED_DENOISER = os.path.join(WEIGHTS, 'unet.pt')  # the stronger denoiser of the report's Q3(f)
 
 
 def build_parser():
@@ -47,7 +47,7 @@ def build_parser():
     p.add_argument('images', nargs='*', metavar='IMAGE', help='image files or folders of images to denoise; a '
                    "folder's sub-folders are kept in --out")
     p.add_argument('--checkpoint', help='checkpoint written by asgn6.py, or shipped weights (default: to denoise '
-                   'IMAGE..., the shipped weights/residual-unet.pt; to generate or interpolate, '
+                   'IMAGE..., the shipped weights/unet.pt; to generate or interpolate, '
                    f'{DEFAULT_CHECKPOINT} if a run there has finished, else the shipped weights/spec.pt)')
     p.add_argument('--out', default='denoised', help='folder for the output PNGs (default: denoised)')
     p.add_argument('--add-noise', action='store_true', help="add the training noise first and print PSNRs "
@@ -257,7 +257,7 @@ def interpolate(model, first, second, *, steps, image_size, out):
 
 def choose_weights(given, denoising):
     """(path, checkpoint, why it is the default or None): --checkpoint as given. Else, to denoise images, the
-    shipped residual U-Net, which denoises images it never saw; to generate or interpolate, which need a
+    shipped U-Net, which denoises images it never saw; to generate or interpolate, which need a
     latent code, your own finished run's model, else the shipped one of the assignment."""
     if given is not None:
         with cli.about('--checkpoint'):

@@ -70,7 +70,7 @@ def tiled_against_whole(checkpoint, size, data_dir, seed):
 def main(argv=None):
     parser = cli.ArgumentParser('bench_denoise.py', __doc__)
     parser.add_argument('--checkpoint', required=True, help='a fully convolutional model: the shipped '
-                        'weights/residual-unet.pt, or the checkpoint of an asgn6.py --model unet or residual-unet run '
+                        'weights/unet.pt, or the checkpoint of an asgn6.py --model unet or residual-unet run '
                         '(no default)')
     parser.add_argument('--sizes', type=cli.positive_int(), nargs='+', default=[4000, 10000], help='sides of the '
                         'square test images in pixels (default: 4000 10000)')

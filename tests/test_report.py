@@ -105,7 +105,8 @@ def test_the_coda_compares_each_denoiser_with_the_filter_each_seed_chose_on_its_
     assert coda[label] == f'| {label} | 3,520 | 31.50 ± 0.71 | +12.00 ± 1.41 |'
     assert coda['the same, 8 symmetries averaged'].endswith('| 31.95 ± 0.64 | +12.45 ± 1.34 |')
     assert make_figures.LONG_CODA[1][1] not in text  # not run: no row
-    assert 'Minutes a run, mean of the seeds: residual U-Net 10.7.' in text  # 640 s on each test seed
+    assert ('Minutes a run, mean of the seeds (same CPU, alone): U-Net, 330 iterations: 1.0; residual U-Net, 330: '
+            '1.0; residual U-Net, 3,520: 10.7.') in text  # 60 s for 330 iterations, 640 s for 3,520
 
 
 def test_the_unet_at_equal_wall_time_is_its_own_run_stopped_where_the_time_runs_out(tmp_path):
@@ -148,7 +149,9 @@ def test_the_variants_table_compares_each_with_the_assignments_model_on_the_same
     table = make_figures.variants_section(str(path), tmp_path / 'runs', tmp_path / 'no-held-out-run')
     assert 'in these runs it falls by up to 0.3 dB held out from the save before.' in table  # test seeds 2 and 3
     # the last 10 epochs (from iteration 1,100): the mean of saves 11, 1089 and 1309 against that of 11 and 1089
-    assert "the variants' scores moved by +0.00 to +0.17 dB" in table  # the sixth variant: 0.5 / 3
+    labels = make_figures.VARIANT_LABELS  # the first variant moved least, the sixth most: 0.5 / 3
+    assert (f"the variants' scores moved by +0.00 ({labels[names[0]]}) to +0.17 dB ({labels[names[5]]}; "
+            in table)
     assert (tmp_path / 'heldout-curves.png').exists()
     rows = [line for line in table.splitlines() if line.startswith('| ')][1:]
     assert rows[0] == "| the assignment's model | 1,000 | 19.50 ± 0.71 | 16.50 ± 0.71 | - | 3.00 ± 0.00 | +3.0 (2) |"
@@ -191,28 +194,46 @@ def test_the_committed_notebook_holds_the_reports_written_answers(tmp_path):
     assert copy.read_text() == open(os.path.join(ROOT, 'asgn6.ipynb')).read()  # and holds it already
 
 
+def shipped_denoiser():
+    """(weights file, experiment name) of the shipped denoiser: the name is in the .txt written beside it."""
+    import denoise
+    with open(denoise.SHIPPED_DENOISER.replace('.pt', '.txt')) as f:
+        return denoise.SHIPPED_DENOISER, re.search(r'--only (\S+)`', f.read()).group(1)
+
+
 @pytest.mark.slow
 def test_the_shipped_denoiser_scores_what_its_run_recorded():
-    import json
     import torch
     from dae import training
     from dae.denoising import load_model
     from dae.denoising import SelfEnsemble
     from experiments.run_experiments import split_digest, split_of_run
-    model, config = load_model(os.path.join(ROOT, 'weights', 'residual-unet.pt'), torch.device('cpu'))
+    path, name = shipped_denoiser()
+    model, config = load_model(path, torch.device('cpu'))
     split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
     with open(os.path.join(ROOT, 'experiments', 'results', 'results.json')) as f:
-        row = next(row for row in json.load(f)['networks'] if row['name'] == 'residual-unet+cosine+mse+augment-160ep'
-                   and row['seed'] == config.seed)
-    if row['held_out_set'] != split_digest(split.held_out):  # TODO(issue 35): gone when its regeneration ships anew
-        pytest.skip('weights/residual-unet.pt and its results were made before the streams fix; '
-                    'python -m experiments.regenerate makes them again')
+        row = next(row for row in json.load(f)['networks'] if row['name'] == name and row['seed'] == config.seed)
+    assert row['held_out_set'] == split_digest(split.held_out)  # its results are of the images it never saw
     # half-precision weights, and another CPU class rounds the network's floats differently: a hundredth of a dB
     for net, key in ((model, 'last_save_psnr'), (SelfEnsemble(model), 'self_ensemble_psnr')):
         assert training.evaluate(net, split.held_out)[1] == pytest.approx(row[key], abs=0.02)
 
 
-@pytest.mark.parametrize('name', ['spec.pt', 'residual-unet.pt'])
+def test_the_image_the_readme_and_notebook_say_the_shipped_denoiser_never_saw_was_held_out_of_its_training():
+    import torch
+    from dae.denoising import load_model
+    from experiments.run_experiments import split_of_run
+    config = load_model(shipped_denoiser()[0], torch.device('cpu'))[1]
+    split, _ = split_of_run(config, os.path.join(ROOT, 'data'))
+    held_out = {os.path.basename(path) for path in split.held_out.paths}
+    with open(os.path.join(ROOT, 'README.md')) as readme, open(os.path.join(ROOT, 'asgn6.ipynb')) as notebook:
+        readme = re.findall(r'`(\d{4}\.png)`,\s+one of the 75 it never saw', readme.read())
+        notebook = re.findall(r"denoise\.main\(\['data/pokemon/(\d{4}\.png)'", notebook.read())
+    assert readme and notebook
+    assert set(readme + notebook) <= held_out
+
+
+@pytest.mark.parametrize('name', ['spec.pt', os.path.basename(shipped_denoiser()[0])])
 def test_the_shipped_weights_name_no_folder_of_the_machine_that_trained_them(name):
     with open(os.path.join(ROOT, 'weights', name), 'rb') as f:
         content = f.read()
