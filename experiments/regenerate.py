@@ -190,11 +190,11 @@ def steps():
              "the README's demos", report_run_left, report_run),
         Step('held-out-run', 1.2, 'Q3(f), Table 7: the same with 10% held out -> report/heldout/',
              held_out_left, held_out_run),
-        Step('variants', 1.8, 'Q3(f), Table 4, Figure 5: six variants x seeds 4680-4683, 60 epochs',
+        Step('variants', 2.5, 'Q3(f), Table 4, Figure 5: six variants x seeds 4680-4683, 60 epochs',
              lambda: runs_left(Q3F, every), lambda: train(Q3F, every)),
-        Step('noise-0.5', 0.2, 'the appendix\'s noise 0.5: the assignment\'s model, 15 epochs, seeds 4680-4683',
+        Step('noise-0.5', 0.1, 'the appendix\'s noise 0.5: the assignment\'s model, 15 epochs, seeds 4680-4683',
              lambda: runs_left(NOISE, every), lambda: train(NOISE, every)),
-        Step('coda', 1.7, 'the coda: U-Net, residual U-Net (15 epochs), the final denoiser (160 epochs) and a U-Net '
+        Step('coda', 1.6, 'the coda: U-Net, residual U-Net (15 epochs), the final denoiser (160 epochs) and a U-Net '
              'in its wall time, test seeds 4681-4683', lambda: runs_left(CODA, test), lambda: train(CODA, test)),
         Step('evaluate', 0.5, 'every run scored; the classical filters and corrections on each seed\'s split; the '
              '2-D correction\'s bins chosen on seed 4680', lambda: 'runs every time (minutes once the filters ran)',

@@ -322,8 +322,10 @@ def variant_curves(runs, runs_dir=RUNS, held_out_dir=HELD_OUT, last_epochs=10):
     fig.tight_layout()
     save_figure(fig, os.path.join(FIGURES, 'heldout-curves.png'), dpi=200)
     plt.close(fig)
-    return (f'Over the last {last_epochs} epochs the variants\' scores moved by {min(changes.values()):+.2f} to '
-            f'{max(changes.values()):+.2f} dB (mean of the seeds; the curves are in the appendix).')
+    least, most = min(changes, key=changes.get), max(changes, key=changes.get)
+    return (f'Over the last {last_epochs} epochs the variants\' scores moved by {changes[least]:+.2f} '
+            f'({VARIANT_LABELS.get(least, least)}) to {changes[most]:+.2f} dB ({VARIANT_LABELS.get(most, most)}; mean '
+            'of the seeds; the curves are in the appendix).')
 
 
 def variants_section(results_path=RESULTS, runs_dir=RUNS, held_out_dir=HELD_OUT):
@@ -408,6 +410,17 @@ def equal_time_unet(results, ratio, runs=RUNS):
     return scores
 
 
+def long_run_ratio(runs, long_runs):
+    """'; N in the long runs': a U-Net iteration's time over a residual U-Net iteration's, measured by the coda's
+    two long runs (whole processes, saves included), where both are there."""
+    per_iteration = {runs[name][min(runs[name])].get('model'): np.mean([r['wall_seconds'] / r['iterations']
+                                                                     for r in runs[name].values()])
+                     for name, _ in long_runs}
+    if {'unet', 'residual-unet'} <= set(per_iteration):
+        return f'; {per_iteration["unet"] / per_iteration["residual-unet"]:.2f} in the long runs'
+    return ''
+
+
 def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
     """The stronger denoisers against the best corrected filter of each test seed (chosen on its training images):
     the U-Net and the residual U-Net at equal iterations and at equal wall time, then the long runs of one recipe
@@ -445,14 +458,18 @@ def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
     names = sorted({best[seed]['name'] for rows in runs.values() for seed in rows if seed in best})
     seeds = '; '.join(f'{label} {seed_list(runs[name])}' for name, label in
                       (('unet', 'U-Net'), ('residual-unet', 'residual U-Net'), *long_runs))
-    minutes = ', '.join(f'{label.split(",")[0]} {np.mean([r["wall_seconds"] for r in runs[name].values()]) / 60:.1f}'
-                        for name, label in long_runs)
+    timed = [('unet', 'U-Net, 330 iterations'), ('residual-unet', 'residual U-Net, 330'),
+             *((name, f'{label.split(",")[0]}, {runs[name][min(runs[name])]["iterations"]:,}')
+               for name, label in long_runs)]
+    minutes = '; '.join(f'{label}: {np.mean([r["wall_seconds"] for r in runs[name].values()]) / 60:.1f}'
+                        for name, label in timed)
     return '\n'.join(lines) + (
         f'\n\n: Denoisers on the test seeds\' held-out images (PSNR in dB, mean ± std over the seeds: {seeds}). '
         f'Best corrected filter: the one that scored best on each seed\'s training images ({", ".join(names)}).'
-        + (f' Equal time: the U-Net trains {1 / speed_ratio:.2f} times slower (on the 2-core AVX-512 CPU); its run '
-           'stopped there is scored by its last three saves before.' if speed_ratio else '')
-        + (f' Minutes a run, mean of the seeds: {minutes}.' if long_runs else ''))
+        + (f' Equal time: a U-Net iteration takes {1 / speed_ratio:.2f} times as long (the benchmark on the 2-core '
+           f'AVX-512 CPU{long_run_ratio(runs, long_runs)}); its run stopped there is scored by its last three saves '
+           'before.' if speed_ratio else '')
+        + f' Minutes a run, mean of the seeds (same CPU, alone): {minutes}.')
 
 
 # ----------------------------------------------------------------------------- generalisation, latents
