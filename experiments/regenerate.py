@@ -196,7 +196,7 @@ def steps():
              lambda: runs_left(NOISE, every), lambda: train(NOISE, every)),
         Step('coda', 1.6, 'the coda: U-Net, residual U-Net (15 epochs), the final denoiser (160 epochs) and a U-Net '
              'in its wall time, test seeds 4681-4683', lambda: runs_left(CODA, test), lambda: train(CODA, test)),
-        Step('evaluate', 0.5, 'every run scored; the classical filters and corrections on each seed\'s split; the '
+        Step('evaluate', 0.8, 'every run scored; the classical filters and corrections on each seed\'s split; the '
              '2-D correction\'s bins chosen on seed 4680', lambda: 'runs every time (minutes once the filters ran)',
              lambda: (call(['-m', 'experiments.run_experiments', '--skip-training']),
                       call(['-m', 'experiments.run_experiments', '--choose-joint-bins']))),
