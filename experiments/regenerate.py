@@ -180,7 +180,11 @@ def execute_notebook():
 def report():
     call(['-m', 'report.make_figures'])  # the answers into the notebook first: it is executed as committed
     execute_notebook()
-    subprocess.run(['bash', os.path.join('report', 'build')], cwd=ROOT, check=True)
+    print(f'$ PYTHON={sys.executable} bash report/build', flush=True)  # its figures need this venv's packages
+    status = subprocess.run(['bash', os.path.join('report', 'build')], cwd=ROOT,
+                            env={**os.environ, 'PYTHON': sys.executable}).returncode
+    if status != 0:
+        raise cli.Failure(f'report/build stopped with status {status}; call regenerate --only report again')
 
 
 def steps():
@@ -196,7 +200,7 @@ def steps():
              lambda: runs_left(NOISE, every), lambda: train(NOISE, every)),
         Step('coda', 1.6, 'the coda: U-Net, residual U-Net (15 epochs), the final denoiser (160 epochs) and a U-Net '
              'in its wall time, test seeds 4681-4683', lambda: runs_left(CODA, test), lambda: train(CODA, test)),
-        Step('evaluate', 0.8, 'every run scored; the classical filters and corrections on each seed\'s split; the '
+        Step('evaluate', 0.5, 'every run scored; the classical filters and corrections on each seed\'s split; the '
              '2-D correction\'s bins chosen on seed 4680', lambda: 'runs every time (minutes once the filters ran)',
              lambda: (call(['-m', 'experiments.run_experiments', '--skip-training']),
                       call(['-m', 'experiments.run_experiments', '--choose-joint-bins']))),

@@ -52,7 +52,6 @@ VAL_SPLIT = 0.1
 SEEDS = (4680, 4681, 4682, 4683)  # each seed draws its own split, weights, order and noise
 DEVELOPMENT_SEEDS = (4680,)  # every choice was made on this seed's runs; the tables report the others
 CHECKPOINT_SCORES = ('last_save_psnr', 'self_ensemble_psnr', 'checkerboard_db')  # need the run's checkpoint
-JOINT_LEVELS = (1.0,)  # noise levels whose tables have the 2-D correction (BM3D takes seconds an image)
 LAST_SAVES = 3  # a run is scored by the mean of its last saves that do not follow a short batch (below)
 VARIANTS = {  # each changes these of the common settings (RunConfig's fields)
     'spec': {},  # the assignment's model at the common 15 epochs: a quick first run of this script
@@ -331,16 +330,19 @@ def mean_std(rows, key, digits=2):
 def markdown_table(networks, classical, epochs):
     """The table of one noise level's rows (the caller filters them), with a line that says how they were made."""
     first = networks[0]
+    common = RunConfig(epochs=epochs, val_split=VAL_SPLIT)
+    iterations = total_iterations(common, first['train_images'] + first['held_out_images'])
     seeds = sorted({row['seed'] for row in networks})
     over = (f'the mean ± standard deviation over {len(seeds)} seeds ({", ".join(map(str, seeds))}), each'
             if len(seeds) > 1 else f'one seed ({seeds[0]})')
     lines = [f'Noise half-width {first["noise_level"]:g}. Each row is {over} with its own 90/10 split of the images '
              f'({first["train_images"]} training, {first["held_out_images"]} held out). Networks: {epochs} epochs, '
-             f'batch 32 ({first["iterations"]} iterations) unless the iterations column says otherwise, scored by the '
-             f'mean of their last {LAST_SAVES} saves that do not follow a short last batch; train PSNR is measured in '
-             f'the same way on {first["held_out_images"]} training images. Filters: plain, followed by the '
-             f'intensity correction (+ correction), and where listed by the 2-D correction that also reads the '
-             f'noisy value (+ 2-D correction); parameter and correction fitted on those training images, per seed. '
+             f'batch {common.batch_size} ({iterations:,} iterations) unless the iterations column says otherwise, '
+             f'scored by the mean of their last {LAST_SAVES} saves that do not follow a short last batch; train PSNR '
+             f'is measured in the same way on {first["held_out_images"]} training images. Filters: plain, followed '
+             f'by the intensity correction (+ correction) or by the 2-D correction that also reads the noisy value '
+             f'(+ 2-D correction, its {JOINT_BINS[0]} × {JOINT_BINS[1]} bins chosen at noise 1 on seed '
+             f'{DEVELOPMENT_SEEDS[0]}); parameter and correction fitted on those training images, per seed. '
              f'PSNR in dB. Wall times (the mean of the seeds) measured on: {timing_machines(networks)}.', '',
              '| method | parameters | iterations | train PSNR | held-out PSNR | held-out L1 | wall time |',
              '|--------------------------|----------|----------|------------|------------|---------------|--------|']
@@ -435,7 +437,7 @@ def evaluate_all(out, walls, filter_names, previous, data_dir, epochs):
         held_out, probe = split.held_out, split.probe
         digest, filters = split_digest(held_out), classical_filters(filter_names, level)
         kept = previous['classical'].get((level, seed, digest), [])
-        suffixes = ('', ' + correction', ' + 2-D correction')[:3 if level in JOINT_LEVELS else 2]
+        suffixes = ('', ' + correction', ' + 2-D correction')
         wanted = {'noisy input', 'noisy input + correction', *(name + end for name in filters for end in suffixes)}
         if {row['name'] for row in kept} >= wanted:
             rows = [row for row in kept if row['name'] in wanted]

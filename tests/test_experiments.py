@@ -436,3 +436,15 @@ def test_the_regeneration_counts_a_run_done_only_when_todays_code_made_it(tmp_pa
     fields[6] = f'{float(fields[6]) - 0.01:.4f}'  # train_noisy_psnr_db: the probe drawn by other code
     table.write_text('\n'.join([*lines[:-1], ','.join(fields)]) + '\n')
     assert regenerate.runs_left(['spec-noise-0.5'], ['4681']) == '1 of 1 runs'
+
+
+def test_the_tables_caption_gives_the_common_budgets_iterations_whatever_row_comes_first():
+    def network(name, seed, iterations):
+        return {'name': name, 'seed': seed, 'noise_level': 1.0, 'parameters': 10, 'iterations': iterations,
+                'train_psnr': 20.0, 'held_out_psnr': 19.0, 'held_out_l1': 0.1, 'wall_seconds': 60.0,
+                'train_images': 674, 'held_out_images': 75, 'machine': 'a test machine'}
+    rows = [network('long', seed, 1320) for seed in (4681, 4682)] + [network('spec', 4681, 330)]
+    caption = run_experiments.markdown_table(rows, [], epochs=15).splitlines()[0]
+    # 674 training images at batch 32 are 22 batches an epoch: 15 epochs are 330 iterations, not the first row's
+    assert 'Networks: 15 epochs, batch 32 (330 iterations) unless the iterations column says otherwise' in caption
+    assert 'over 2 seeds (4681, 4682)' in caption

@@ -395,3 +395,18 @@ def test_report_build_without_pandoc_stops_at_once_naming_the_packages(tmp_path)
     result = subprocess.run(['/bin/bash', os.path.join(ROOT, 'report', 'build')], capture_output=True, text=True,
                             env={'PATH': str(tmp_path)}, timeout=10)
     assert result.returncode == 2 and 'pandoc not found' in result.stderr and 'apt-get install' in result.stderr
+
+
+def test_report_build_runs_the_interpreter_that_python_names(tmp_path):
+    """regenerate runs the build with its own interpreter, which need not be the PATH's python."""
+    for tool in ('pandoc', 'pdflatex'):
+        (tmp_path / tool).write_text('#!/bin/sh\n')
+        (tmp_path / tool).chmod(0o755)
+    calls = tmp_path / 'calls.txt'
+    interpreter = tmp_path / 'venv-python'
+    interpreter.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    interpreter.chmod(0o755)
+    result = subprocess.run(['/bin/bash', os.path.join(ROOT, 'report', 'build')], capture_output=True, text=True,
+                            env={'PATH': f'{tmp_path}:/usr/bin:/bin', 'PYTHON': str(interpreter)}, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert calls.read_text().splitlines() == ['-m report.make_figures --pdf', '-m report.check_pdf']
