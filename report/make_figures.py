@@ -456,13 +456,12 @@ def coda_section(results_path=RESULTS, speed_ratio=UNET_SPEED_RATIO):
             {s: r['held_out_psnr'] for s, r in rows.items()})
         add('the same, 8 symmetries averaged', iterations, {s: r['self_ensemble_psnr'] for s, r in rows.items()})
     names = sorted({best[seed]['name'] for rows in runs.values() for seed in rows if seed in best})
-    seeds = '; '.join(f'{label} {seed_list(runs[name])}' for name, label in
-                      (('unet', 'U-Net'), ('residual-unet', 'residual U-Net'), *long_runs))
-    timed = [('unet', 'U-Net, 330 iterations'), ('residual-unet', 'residual U-Net, 330'),
-             *((name, f'{label.split(",")[0]}, {runs[name][min(runs[name])]["iterations"]:,}')
-               for name, label in long_runs)]
-    minutes = '; '.join(f'{label}: {np.mean([r["wall_seconds"] for r in runs[name].values()]) / 60:.1f}'
-                        for name, label in timed)
+    named = (('unet', 'U-Net'), ('residual-unet', 'residual U-Net'), *long_runs)
+    seeds = '; '.join(f'{label} {seed_list(runs[name])}' for name, label in named)
+    minutes = '; '.join(f'{label.split(",")[0]}, {runs[name][min(runs[name])]["iterations"]:,}'
+                        f'{" iterations" if i == 0 else ""}: '
+                        f'{np.mean([r["wall_seconds"] for r in runs[name].values()]) / 60:.1f}'
+                        for i, (name, label) in enumerate(named))
     return '\n'.join(lines) + (
         f'\n\n: Denoisers on the test seeds\' held-out images (PSNR in dB, mean ± std over the seeds: {seeds}). '
         f'Best corrected filter: the one that scored best on each seed\'s training images ({", ".join(names)}).'
